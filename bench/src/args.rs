@@ -1,0 +1,206 @@
+//! Command-line interface.
+
+use anyhow::{bail, Result};
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Open-loop HTTP load generator and side-by-side proxy benchmark.
+///
+/// Without a subcommand, runs `compare` with the given flags.
+#[derive(Debug, Parser)]
+#[command(name = "wisp-bench", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to do (default: compare).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Flags of the default `compare` mode.
+    #[command(flatten)]
+    pub compare: CompareArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the benchmark backend (200 "ok\n" to everything, HTTP/1.1 + h2c).
+    Backend(BackendArgs),
+    /// Put load on any address and print the report.
+    Load(LoadArgs),
+    /// Start backend, control plane and proxy; compare direct vs proxied.
+    Compare(CompareArgs),
+}
+
+/// Flags of `backend`.
+#[derive(Debug, Args)]
+pub struct BackendArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:18080")]
+    pub addr: SocketAddr,
+}
+
+/// Load-shaping flags shared by `load` and `compare`.
+#[derive(Debug, Args, Clone)]
+pub struct LoadOpts {
+    /// Host header (HTTP/1.1) or authority (HTTP/2) of every request.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Speak HTTP/2 (h2c with prior knowledge) instead of HTTP/1.1.
+    #[arg(long)]
+    pub http2: bool,
+    /// Measured length of each constant-rate phase (e.g. 10s, 500ms, 1m).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Unrecorded warm-up before each phase, same load.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Connections of constant-rate phases [default: 16; with `load --max`: --max-connections].
+    #[arg(long)]
+    pub connections: Option<usize>,
+    /// Connections of closed-loop (max throughput) phases.
+    #[arg(long, default_value_t = 64)]
+    pub max_connections: usize,
+    /// Concurrent streams per connection in closed-loop HTTP/2 phases.
+    #[arg(long, default_value_t = 10)]
+    pub streams: usize,
+    /// Load generator runtime threads [default: 1 for constant rate, 2 for max].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Pin the load generator's threads to these CPUs (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub loadgen_cpu: Vec<usize>,
+    /// Per-request timeout; also bounds how long a phase may overrun.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Print one JSON object instead of the text report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Flags of `load`.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Address to send load to (host:port).
+    #[arg(long)]
+    pub target: String,
+    /// Constant rate, requests per second.
+    #[arg(long, default_value_t = 1000.0, conflicts_with = "max")]
+    pub rate: f64,
+    /// Closed loop, back-to-back requests for --duration (max throughput).
+    #[arg(long)]
+    pub max: bool,
+    /// Also report CPU and memory of this process (e.g. the proxy under test).
+    #[arg(long)]
+    pub watch_pid: Option<u32>,
+    /// Load shape.
+    #[command(flatten)]
+    pub opts: LoadOpts,
+}
+
+/// Flags of `compare`.
+#[derive(Debug, Args, Clone)]
+pub struct CompareArgs {
+    /// Where the backend child listens (also the "direct" target).
+    #[arg(long, default_value = "127.0.0.1:18080")]
+    pub backend_addr: SocketAddr,
+    /// The `wisp` CLI binary [default: `wisp` next to this executable].
+    #[arg(long)]
+    pub wisp_bin: Option<PathBuf>,
+    /// The proxy binary [default: `wisp-proxy` next to this executable].
+    #[arg(long)]
+    pub proxy_bin: Option<PathBuf>,
+    /// Listen address of the control plane (`wisp destination --addr`).
+    #[arg(long, default_value = "127.0.0.1:8086")]
+    pub destination_addr: SocketAddr,
+    /// Proxy outbound listener (the proxied target).
+    #[arg(long, default_value = "127.0.0.1:4140")]
+    pub outbound_addr: SocketAddr,
+    /// Proxy inbound listener.
+    #[arg(long, default_value = "127.0.0.1:4143")]
+    pub inbound_addr: SocketAddr,
+    /// Proxy admin listener (readiness is polled at /ready).
+    #[arg(long, default_value = "127.0.0.1:4191")]
+    pub admin_addr: SocketAddr,
+    /// LINKERD2_PROXY_CORES for the proxy.
+    #[arg(long, default_value_t = 1)]
+    pub proxy_cores: usize,
+    /// Extra proxy environment, KEY=VALUE (repeatable).
+    #[arg(long, value_parser = parse_env)]
+    pub proxy_env: Vec<(String, String)>,
+    /// How long the proxy may take to report ready.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub ready_timeout: Duration,
+    /// Idle time after ready before sampling the proxy's idle memory.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub idle_wait: Duration,
+    /// Constant rates to measure, req/s (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1000,5000")]
+    pub rates: Vec<f64>,
+    /// Length of each closed-loop max-throughput phase.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub max_duration: Duration,
+    /// Skip the closed-loop max-throughput phases.
+    #[arg(long)]
+    pub no_max: bool,
+    /// Repeat the whole direct/proxy comparison N times and report medians.
+    #[arg(long, default_value_t = 1)]
+    pub runs: usize,
+    /// Keep the children's logs in this directory instead of a temp dir.
+    #[arg(long)]
+    pub log_dir: Option<PathBuf>,
+    /// Load shape.
+    #[command(flatten)]
+    pub opts: LoadOpts,
+}
+
+/// Parses `10`, `10s`, `250ms`, `2m` or `1.5s`.
+pub fn parse_duration(s: &str) -> Result<Duration> {
+    let s = s.trim();
+    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (s, 1.0)
+    };
+    let value: f64 = match num.trim().parse() {
+        Ok(v) => v,
+        Err(_) => bail!("invalid duration {s:?} (examples: 10s, 500ms, 2m)"),
+    };
+    if !(value >= 0.0 && value.is_finite()) {
+        bail!("invalid duration {s:?}");
+    }
+    Ok(Duration::from_secs_f64(value * scale))
+}
+
+/// Parses `KEY=VALUE`.
+fn parse_env(s: &str) -> Result<(String, String)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => bail!("expected KEY=VALUE, got {s:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10").ok(), Some(Duration::from_secs(10)));
+        assert_eq!(
+            parse_duration("250ms").ok(),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(parse_duration("2m").ok(), Some(Duration::from_secs(120)));
+        assert!(parse_duration("abc").is_err());
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

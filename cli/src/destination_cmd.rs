@@ -1,0 +1,78 @@
+//! `wisp destination`: serve the Destination API from a resource index.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use wisp_destination::{Config, SourceSpec};
+
+/// Arguments of `wisp destination`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Where resources come from: `dir:PATH` (a directory of YAML manifests).
+    #[arg(long, value_parser = parse_source)]
+    source: SourceSpec,
+    /// gRPC listen address.
+    #[arg(long, default_value = wisp_destination::config::DEFAULT_ADDR)]
+    addr: SocketAddr,
+    /// Cluster DNS domain.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+    /// Identity trust domain (defaults to the cluster domain).
+    #[arg(long)]
+    trust_domain: Option<String>,
+    /// Namespace of the control plane whose meshed pods get identities.
+    #[arg(long, default_value = "linkerd")]
+    control_plane_ns: String,
+}
+
+fn parse_source(s: &str) -> Result<SourceSpec, String> {
+    s.parse::<SourceSpec>().map_err(|e| e.to_string())
+}
+
+/// Runs the destination service until SIGTERM or Ctrl-C.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let config = Config {
+        source: args.source,
+        addr: args.addr,
+        trust_domain: args
+            .trust_domain
+            .unwrap_or_else(|| args.cluster_domain.clone()),
+        cluster_domain: args.cluster_domain,
+        control_plane_ns: args.control_plane_ns,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(async move {
+        wisp_destination::serve(config, shutdown_signal())
+            .await
+            .context("destination service failed")
+    });
+    drop(runtime);
+    result
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the service");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

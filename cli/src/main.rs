@@ -1,0 +1,40 @@
+//! `wisp`: the control-plane roles and the user commands, in one binary.
+//!
+//! Each subcommand lives in its own module; `main` only parses arguments,
+//! sets up logging and dispatches.
+
+mod demo;
+mod destination_cmd;
+
+use clap::{Parser, Subcommand};
+
+/// wisp: a lightweight, Linkerd-compatible service mesh.
+#[derive(Parser)]
+#[command(name = "wisp", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the Destination API from a resource index.
+    Destination(destination_cmd::Args),
+    /// Run the whole mesh on this machine, without Kubernetes.
+    Demo(demo::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WISP_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Destination(args) => destination_cmd::run(args),
+        Command::Demo(args) => demo::run(args),
+    }
+}

@@ -1,0 +1,108 @@
+//! The gRPC server: binding, serving, and the per-stream tasks.
+
+mod get;
+mod profile;
+mod service;
+
+pub use get::Sent;
+pub use service::DestinationService;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::TcpListenerStream;
+use tracing::{debug, info};
+
+use crate::config::Config;
+use crate::index::Index;
+use crate::resolve::Settings;
+use crate::source::{self, SourceHandle};
+use crate::Error;
+
+/// What every stream task needs.
+#[derive(Debug)]
+pub(crate) struct StreamCtx {
+    index: Arc<Index>,
+    settings: Arc<Settings>,
+    version: watch::Receiver<u64>,
+    stop: watch::Receiver<bool>,
+}
+
+impl StreamCtx {
+    /// Waits for the next index change; false when the stream should end
+    /// (client gone, server stopping, or index dropped).
+    async fn wait_for_change<T>(&mut self, tx: &mpsc::Sender<T>) -> bool {
+        tokio::select! {
+            changed = self.version.changed() => changed.is_ok(),
+            _ = tx.closed() => false,
+            _ = self.stop.wait_for(|stop| *stop) => false,
+        }
+    }
+}
+
+/// A bound, loaded Destination server that has not started serving yet.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    index: Arc<Index>,
+    settings: Settings,
+    source: SourceHandle,
+}
+
+impl Server {
+    /// Loads the source into a fresh index and binds the listen address.
+    pub async fn bind(config: Config) -> Result<Self, Error> {
+        let index = Arc::new(Index::new());
+        let source = source::start(&config.source, index.clone()).await?;
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .map_err(|e| Error::Bind(config.addr, e))?;
+        Ok(Self {
+            listener,
+            index,
+            settings: config.settings(),
+            source,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> Result<SocketAddr, Error> {
+        self.listener.local_addr().map_err(Error::Io)
+    }
+
+    /// The index the server answers from.
+    pub fn index(&self) -> Arc<Index> {
+        self.index.clone()
+    }
+
+    /// Serves until `shutdown` completes; open streams are ended then.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+        let addr = self.local_addr()?;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let service = DestinationService::new(self.index.clone(), self.settings, stop_rx);
+        info!(%addr, "Destination API listening");
+        let signal = async move {
+            shutdown.await;
+            info!("shutting down Destination API");
+            let _ = stop_tx.send(true);
+        };
+        let result = tonic::transport::Server::builder()
+            .serve_with_incoming_shutdown(
+                service.into_server(),
+                TcpListenerStream::new(self.listener),
+                signal,
+            )
+            .await;
+        drop(self.source);
+        debug!("Destination API stopped");
+        result.map_err(Error::Serve)
+    }
+}
+
+/// Loads the source, binds `config.addr` and serves until `shutdown` completes.
+pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    Server::bind(config).await?.run(shutdown).await
+}

@@ -1,0 +1,85 @@
+//! Sources that feed the index: where the objects come from.
+
+pub mod dir;
+pub mod manifest;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::index::Index;
+
+/// Where the index gets its objects from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceSpec {
+    /// A directory of YAML manifests (`dir:PATH`).
+    Dir(PathBuf),
+}
+
+impl std::str::FromStr for SourceSpec {
+    type Err = SourceError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = s.strip_prefix("dir:") {
+            if path.is_empty() {
+                return Err(SourceError::Spec(s.to_string(), "dir: needs a path"));
+            }
+            return Ok(SourceSpec::Dir(PathBuf::from(path)));
+        }
+        if s == "kube" || s.starts_with("kube:") {
+            return Err(SourceError::Spec(
+                s.to_string(),
+                "the kube source is not available yet; use dir:PATH",
+            ));
+        }
+        Err(SourceError::Spec(
+            s.to_string(),
+            "unknown source scheme; expected dir:PATH",
+        ))
+    }
+}
+
+impl std::fmt::Display for SourceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SourceSpec::Dir(path) => write!(f, "dir:{}", path.display()),
+        }
+    }
+}
+
+/// Errors starting a source.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The `--source` value is not understood.
+    #[error("invalid source {0:?}: {1}")]
+    Spec(String, &'static str),
+    /// The manifest directory cannot be read.
+    #[error("manifest directory {}: {error}", .path.display())]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// What went wrong.
+        error: std::io::Error,
+    },
+    /// The manifest path is not a directory.
+    #[error("manifest path {} is not a directory", .0.display())]
+    NotADir(PathBuf),
+    /// The file watcher could not be set up.
+    #[error("cannot watch manifest directory: {0}")]
+    Watch(#[from] notify::Error),
+}
+
+/// A running source; stops feeding the index when dropped.
+#[derive(Debug)]
+pub enum SourceHandle {
+    /// A directory source.
+    Dir(dir::DirWatch),
+}
+
+/// Starts the source described by `spec`, feeding `index`.
+///
+/// Returns once the initial state has been loaded into the index.
+pub async fn start(spec: &SourceSpec, index: Arc<Index>) -> Result<SourceHandle, SourceError> {
+    match spec {
+        SourceSpec::Dir(path) => Ok(SourceHandle::Dir(dir::start(path.clone(), index).await?)),
+    }
+}

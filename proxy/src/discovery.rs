@@ -1,0 +1,213 @@
+//! Service discovery through the Destination API.
+//!
+//! One `Destination.Get` stream per authority, shared by every connection and
+//! request that targets it. The stream feeds a [`Balancer`]; the balancer is
+//! cached and dropped (closing the stream) once unused for the discovery idle
+//! timeout. When the stream fails, the last known endpoints keep serving
+//! while it reconnects with backoff.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use linkerd2_proxy_api::destination::{
+    self as api, destination_client::DestinationClient, update, GetDestination,
+};
+use tonic::transport::Channel;
+
+use crate::balance::Balancer;
+use crate::endpoint::{Direction, Endpoint, EndpointMeta};
+use crate::Shared;
+
+/// Reconnect backoff bounds (Linkerd's outbound defaults).
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// A cache of balancers, one per authority, fed by Destination.Get.
+pub struct Discovery {
+    client: DestinationClient<Channel>,
+    cache: Mutex<HashMap<String, (Arc<Balancer>, Instant)>>,
+    idle_timeout: Duration,
+}
+
+impl Discovery {
+    /// A discovery client for the Destination service at `addr` (`host:port`).
+    pub fn new(addr: &str, idle_timeout: Duration) -> Result<Self, String> {
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .map_err(|e| format!("invalid address {addr:?}: {e}"))?
+            .connect_timeout(Duration::from_secs(1))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(3))
+            .connect_lazy();
+        Ok(Discovery {
+            client: DestinationClient::new(channel),
+            cache: Mutex::default(),
+            idle_timeout,
+        })
+    }
+
+    /// The client, for other Destination calls (GetProfile).
+    pub fn client(&self) -> DestinationClient<Channel> {
+        self.client.clone()
+    }
+
+    /// The balancer for `authority` (`host:port`), starting discovery if needed.
+    pub fn resolve(&self, shared: &Arc<Shared>, authority: &str) -> Arc<Balancer> {
+        let now = Instant::now();
+        let Ok(mut cache) = self.cache.lock() else {
+            return Arc::new(Balancer::new(authority.to_string()));
+        };
+        if let Some((b, used)) = cache.get_mut(authority) {
+            *used = now;
+            return b.clone();
+        }
+        let balancer = Arc::new(Balancer::new(authority.to_string()));
+        let task = tokio::spawn(watch(
+            self.client.clone(),
+            shared.clone(),
+            authority.to_string(),
+            Arc::downgrade(&balancer),
+        ));
+        if let Ok(mut t) = balancer.task.lock() {
+            *t = Some(task.abort_handle());
+        }
+        cache.insert(authority.to_string(), (balancer.clone(), now));
+        balancer
+    }
+
+    /// Drops balancers unused for the idle timeout; returns how many remain.
+    pub fn evict_idle(&self) -> usize {
+        let now = Instant::now();
+        let Ok(mut cache) = self.cache.lock() else {
+            return 0;
+        };
+        cache.retain(|_, (_, used)| now.duration_since(*used) < self.idle_timeout);
+        cache.len()
+    }
+}
+
+/// Runs the Get stream for one authority until the balancer is dropped.
+async fn watch(
+    mut client: DestinationClient<Channel>,
+    shared: Arc<Shared>,
+    authority: String,
+    balancer: Weak<Balancer>,
+) {
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let req = GetDestination {
+            scheme: String::new(),
+            path: authority.clone(),
+            context_token: shared.config.destination_context.clone(),
+        };
+        match client.get(req).await {
+            Ok(rsp) => {
+                let mut stream = rsp.into_inner();
+                let mut first = true;
+                loop {
+                    match stream.message().await {
+                        Ok(Some(up)) => {
+                            let Some(b) = balancer.upgrade() else { return };
+                            apply(&shared, &b, up, first);
+                            first = false;
+                            backoff = BACKOFF_MIN;
+                        }
+                        Ok(None) => {
+                            tracing::debug!(%authority, "destination stream ended");
+                            break;
+                        }
+                        Err(status) => {
+                            tracing::info!(%authority, %status, "destination stream failed; keeping last endpoints");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(status)
+                if matches!(
+                    status.code(),
+                    tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition
+                ) =>
+            {
+                tracing::debug!(%authority, %status, "destination rejected the name");
+                if let Some(b) = balancer.upgrade() {
+                    b.reject(status.message().to_string());
+                }
+                return;
+            }
+            Err(status) => {
+                tracing::info!(%authority, %status, "destination unavailable; retrying");
+            }
+        }
+        if balancer.strong_count() == 0 {
+            return;
+        }
+        let jitter = backoff.mul_f64(fastrand::f64() * 0.1);
+        tokio::time::sleep(backoff + jitter).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Applies one Destination update to the balancer.
+fn apply(shared: &Arc<Shared>, b: &Balancer, up: api::Update, first: bool) {
+    match up.update {
+        Some(update::Update::Add(set)) => {
+            let new: Vec<_> = set
+                .addrs
+                .into_iter()
+                .filter_map(|wa| endpoint_meta(&set.metric_labels, wa))
+                .collect();
+            // An add with no usable address is a no-op.
+            if !new.is_empty() {
+                b.add(new, first, |addr, meta| {
+                    Endpoint::new(shared, Direction::Outbound, addr, meta, Some(b.authority()))
+                });
+            }
+        }
+        Some(update::Update::Remove(set)) => {
+            let addrs: Vec<SocketAddr> = set
+                .addrs
+                .into_iter()
+                .filter_map(|a| SocketAddr::try_from(a).ok())
+                .collect();
+            b.remove(&addrs);
+        }
+        Some(update::Update::NoEndpoints(ne)) => b.no_endpoints(ne.exists),
+        None => {}
+    }
+}
+
+/// Reads an address and its metadata from a `WeightedAddr`.
+pub fn endpoint_meta(
+    set_labels: &HashMap<String, String>,
+    wa: api::WeightedAddr,
+) -> Option<(SocketAddr, EndpointMeta)> {
+    let addr = SocketAddr::try_from(wa.addr?).ok()?;
+    let mut labels: Vec<(String, String)> = set_labels
+        .iter()
+        .filter(|(k, _)| !wa.metric_labels.contains_key(*k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    labels.extend(wa.metric_labels);
+    labels.sort();
+    let identity = wa.tls_identity.and_then(|t| match t.strategy? {
+        api::tls_identity::Strategy::DnsLikeIdentity(d) => Some(d.name),
+        api::tls_identity::Strategy::UriLikeIdentity(u) => Some(u.uri),
+    });
+    let opaque_transport_port = wa
+        .protocol_hint
+        .and_then(|h| h.opaque_transport)
+        .map(|o| o.inbound_port)
+        .filter(|&p| 0 < p && p < 65535)
+        .and_then(|p| u16::try_from(p).ok());
+    Some((
+        addr,
+        EndpointMeta {
+            labels,
+            identity,
+            opaque_transport_port,
+        },
+    ))
+}

@@ -1,0 +1,492 @@
+//! Prometheus metrics with the names, labels and buckets of linkerd2-proxy.
+//!
+//! Each endpoint or listener holds `Arc`s to its own series, created once with
+//! a pre-rendered label string, so the request path only touches atomics and
+//! one uncontended lock. The [`Registry`] renders everything on scrape and
+//! drops series that nobody holds and that have been idle for the retention
+//! period (`LINKERD2_PROXY_METRICS_RETAIN_IDLE`).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Latency bucket upper bounds in milliseconds (`linkerd/metrics/src/latency.rs`).
+pub const LATENCY_BUCKETS_MS: [u64; 25] = [
+    1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500, 1000, 2000, 3000, 4000, 5000,
+    10000, 20000, 30000, 40000, 50000,
+];
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a metrics lock leaves plain counters behind;
+    // they are still fine to read and update.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Builds a Prometheus label string such as `direction="outbound",authority="a:80"`.
+#[derive(Default, Clone)]
+pub struct Labels(String);
+
+impl Labels {
+    /// Starts an empty label set.
+    pub fn new() -> Self {
+        Labels(String::new())
+    }
+
+    /// Adds `key="value"`, escaping the value.
+    pub fn with(mut self, key: &str, value: &str) -> Self {
+        if !self.0.is_empty() {
+            self.0.push(',');
+        }
+        self.0.push_str(key);
+        self.0.push_str("=\"");
+        for c in value.chars() {
+            match c {
+                '\\' => self.0.push_str("\\\\"),
+                '"' => self.0.push_str("\\\""),
+                '\n' => self.0.push_str("\\n"),
+                c => self.0.push(c),
+            }
+        }
+        self.0.push('"');
+        self
+    }
+
+    /// Adds `target_addr`, `target_ip` and `target_port`.
+    pub fn with_target(self, addr: std::net::SocketAddr) -> Self {
+        self.with("target_addr", &addr.to_string())
+            .with("target_ip", &addr.ip().to_string())
+            .with("target_port", &addr.port().to_string())
+    }
+
+    /// The rendered labels.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Whether a response counts as a success.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// Success.
+    Success,
+    /// Failure.
+    Failure,
+}
+
+impl Class {
+    fn as_str(self) -> &'static str {
+        match self {
+            Class::Success => "success",
+            Class::Failure => "failure",
+        }
+    }
+}
+
+/// How one response ended, as metrics see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResponseKey {
+    /// HTTP status.
+    pub status: u16,
+    /// gRPC status, for gRPC responses.
+    pub grpc_status: Option<u32>,
+    /// Success or failure.
+    pub class: Class,
+    /// A stream error, e.g. `"stream reset"`; empty when none.
+    pub error: &'static str,
+}
+
+#[derive(Default)]
+struct Histogram {
+    buckets: [u64; LATENCY_BUCKETS_MS.len() + 1],
+    sum_ms: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, latency: Duration) {
+        let ms = latency.as_secs_f64() * 1000.0;
+        let i = LATENCY_BUCKETS_MS
+            .iter()
+            .position(|&b| ms <= b as f64)
+            .unwrap_or(LATENCY_BUCKETS_MS.len());
+        self.buckets[i] += 1;
+        self.sum_ms += ms;
+        self.count += 1;
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        for (i, n) in self.buckets.iter().enumerate() {
+            cumulative += n;
+            let le = LATENCY_BUCKETS_MS
+                .get(i)
+                .map_or_else(|| "+Inf".to_string(), |b| b.to_string());
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum_ms);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
+}
+
+#[derive(Default)]
+struct Responses {
+    totals: Vec<(ResponseKey, u64)>,
+    latency: Vec<(u16, Histogram)>,
+}
+
+/// The HTTP request/response series of one endpoint (one label set).
+pub struct HttpMetrics {
+    labels: Labels,
+    requests: AtomicU64,
+    responses: Mutex<Responses>,
+    touched: AtomicU64,
+    epoch: Instant,
+}
+
+impl HttpMetrics {
+    /// Counts a request whose stream started.
+    pub fn request(&self) {
+        self.requests.fetch_add(1, Relaxed);
+        self.touch();
+    }
+
+    /// Counts a finished response and its latency (time to response headers).
+    pub fn response(&self, key: ResponseKey, latency: Duration) {
+        let mut r = lock(&self.responses);
+        match r.totals.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, n)) => *n += 1,
+            None => r.totals.push((key, 1)),
+        }
+        match r.latency.iter_mut().find(|(s, _)| *s == key.status) {
+            Some((_, h)) => h.observe(latency),
+            None => {
+                let mut h = Histogram::default();
+                h.observe(latency);
+                r.latency.push((key.status, h));
+            }
+        }
+        drop(r);
+        self.touch();
+    }
+
+    fn touch(&self) {
+        self.touched.store(self.epoch.elapsed().as_secs(), Relaxed);
+    }
+}
+
+/// The TCP series of one connection label set.
+pub struct TcpMetrics {
+    labels: Labels,
+    opened: AtomicU64,
+    open: AtomicI64,
+    read: AtomicU64,
+    written: AtomicU64,
+    closes: Mutex<Vec<(Option<i32>, u64)>>,
+    touched: AtomicU64,
+    epoch: Instant,
+}
+
+impl TcpMetrics {
+    /// Counts an opened connection.
+    pub fn opened(&self) {
+        self.opened.fetch_add(1, Relaxed);
+        self.open.fetch_add(1, Relaxed);
+        self.touch();
+    }
+
+    /// Counts a closed connection, with the errno of its failure if any.
+    pub fn closed(&self, errno: Option<i32>) {
+        self.open.fetch_sub(1, Relaxed);
+        let mut c = lock(&self.closes);
+        match c.iter_mut().find(|(e, _)| *e == errno) {
+            Some((_, n)) => *n += 1,
+            None => c.push((errno, 1)),
+        }
+        drop(c);
+        self.touch();
+    }
+
+    /// Counts bytes read from the peer.
+    pub fn read(&self, n: u64) {
+        if n > 0 {
+            self.read.fetch_add(n, Relaxed);
+        }
+    }
+
+    /// Counts bytes written to the peer.
+    pub fn wrote(&self, n: u64) {
+        self.written.fetch_add(n, Relaxed);
+    }
+
+    fn touch(&self) {
+        self.touched.store(self.epoch.elapsed().as_secs(), Relaxed);
+    }
+}
+
+/// All metric series of the process.
+pub struct Registry {
+    epoch: Instant,
+    retain_idle: Duration,
+    http: Mutex<HashMap<String, Arc<HttpMetrics>>>,
+    tcp: Mutex<HashMap<String, Arc<TcpMetrics>>>,
+}
+
+impl Registry {
+    /// An empty registry that drops unheld series idle for `retain_idle`.
+    pub fn new(retain_idle: Duration) -> Arc<Self> {
+        Arc::new(Registry {
+            epoch: Instant::now(),
+            retain_idle,
+            http: Mutex::default(),
+            tcp: Mutex::default(),
+        })
+    }
+
+    /// The HTTP series for `labels`, created on first use.
+    pub fn http(&self, labels: Labels) -> Arc<HttpMetrics> {
+        let mut map = lock(&self.http);
+        map.entry(labels.0.clone())
+            .or_insert_with(|| {
+                Arc::new(HttpMetrics {
+                    labels,
+                    requests: AtomicU64::new(0),
+                    responses: Mutex::default(),
+                    touched: AtomicU64::new(self.epoch.elapsed().as_secs()),
+                    epoch: self.epoch,
+                })
+            })
+            .clone()
+    }
+
+    /// The TCP series for `labels`, created on first use.
+    pub fn tcp(&self, labels: Labels) -> Arc<TcpMetrics> {
+        let mut map = lock(&self.tcp);
+        map.entry(labels.0.clone())
+            .or_insert_with(|| {
+                Arc::new(TcpMetrics {
+                    labels,
+                    opened: AtomicU64::new(0),
+                    open: AtomicI64::new(0),
+                    read: AtomicU64::new(0),
+                    written: AtomicU64::new(0),
+                    closes: Mutex::default(),
+                    touched: AtomicU64::new(self.epoch.elapsed().as_secs()),
+                    epoch: self.epoch,
+                })
+            })
+            .clone()
+    }
+
+    /// Renders every family in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        let now = self.epoch.elapsed().as_secs();
+        let retain = self.retain_idle.as_secs();
+        self.render_http(&mut out, now, retain);
+        self.render_tcp(&mut out, now, retain);
+        crate::process_metrics::render(&mut out);
+        out
+    }
+
+    fn render_http(&self, out: &mut String, now: u64, retain: u64) {
+        let mut map = lock(&self.http);
+        map.retain(|_, m| {
+            Arc::strong_count(m) > 1 || now.saturating_sub(m.touched.load(Relaxed)) < retain
+        });
+        let series: Vec<_> = map.values().cloned().collect();
+        drop(map);
+        family(
+            out,
+            "request_total",
+            "counter",
+            "Total count of HTTP requests.",
+        );
+        for m in &series {
+            let _ = writeln!(
+                out,
+                "request_total{{{}}} {}",
+                m.labels.as_str(),
+                m.requests.load(Relaxed)
+            );
+        }
+        family(out, "response_latency_ms", "histogram", "Elapsed times between a request's headers being received and its response stream completing");
+        for m in &series {
+            let r = lock(&m.responses);
+            for (status, h) in &r.latency {
+                let labels = format!("{},status_code=\"{status}\"", m.labels.as_str());
+                h.render(out, "response_latency_ms", &labels);
+            }
+        }
+        family(
+            out,
+            "response_total",
+            "counter",
+            "Total count of HTTP responses.",
+        );
+        for m in &series {
+            let r = lock(&m.responses);
+            for (k, n) in &r.totals {
+                let grpc = k.grpc_status.map(|s| s.to_string()).unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "response_total{{{},status_code=\"{}\",classification=\"{}\",grpc_status=\"{grpc}\",error=\"{}\"}} {n}",
+                    m.labels.as_str(),
+                    k.status,
+                    k.class.as_str(),
+                    k.error,
+                );
+            }
+        }
+    }
+
+    fn render_tcp(&self, out: &mut String, now: u64, retain: u64) {
+        let mut map = lock(&self.tcp);
+        map.retain(|_, m| {
+            Arc::strong_count(m) > 1 || now.saturating_sub(m.touched.load(Relaxed)) < retain
+        });
+        let series: Vec<_> = map.values().cloned().collect();
+        drop(map);
+        let simple: [TcpFamily; 4] = [
+            (
+                "tcp_open_total",
+                "counter",
+                "Total count of opened connections",
+                |m| m.opened.load(Relaxed) as i64,
+            ),
+            (
+                "tcp_open_connections",
+                "gauge",
+                "Number of currently-open connections",
+                |m| m.open.load(Relaxed),
+            ),
+            (
+                "tcp_read_bytes_total",
+                "counter",
+                "Total count of bytes read from peers",
+                |m| m.read.load(Relaxed) as i64,
+            ),
+            (
+                "tcp_write_bytes_total",
+                "counter",
+                "Total count of bytes written to peers",
+                |m| m.written.load(Relaxed) as i64,
+            ),
+        ];
+        for (name, kind, help, get) in simple {
+            family(out, name, kind, help);
+            for m in &series {
+                let _ = writeln!(out, "{name}{{{}}} {}", m.labels.as_str(), get(m));
+            }
+        }
+        family(
+            out,
+            "tcp_close_total",
+            "counter",
+            "Total count of closed connections",
+        );
+        for m in &series {
+            for (errno, n) in lock(&m.closes).iter() {
+                let errno = errno.map(errno_name).unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "tcp_close_total{{{},errno=\"{errno}\"}} {n}",
+                    m.labels.as_str()
+                );
+            }
+        }
+    }
+}
+
+/// A TCP counter family: name, type, help and how to read it.
+type TcpFamily = (&'static str, &'static str, &'static str, fn(&TcpMetrics) -> i64);
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// The symbolic name of an errno, as Linkerd labels abnormal closes.
+pub fn errno_name(errno: i32) -> String {
+    let name = match errno {
+        1 => "EPERM",
+        4 => "EINTR",
+        5 => "EIO",
+        9 => "EBADF",
+        11 => "EAGAIN",
+        12 => "ENOMEM",
+        13 => "EACCES",
+        22 => "EINVAL",
+        24 => "EMFILE",
+        32 => "EPIPE",
+        98 => "EADDRINUSE",
+        99 => "EADDRNOTAVAIL",
+        100 => "ENETDOWN",
+        101 => "ENETUNREACH",
+        103 => "ECONNABORTED",
+        104 => "ECONNRESET",
+        107 => "ENOTCONN",
+        110 => "ETIMEDOUT",
+        111 => "ECONNREFUSED",
+        113 => "EHOSTUNREACH",
+        n => return format!("E{n}"),
+    };
+    name.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_families_with_buckets() {
+        let reg = Registry::new(Duration::from_secs(600));
+        let m = reg.http(
+            Labels::new()
+                .with("direction", "outbound")
+                .with("authority", "a\"b:80"),
+        );
+        m.request();
+        m.response(
+            ResponseKey {
+                status: 200,
+                grpc_status: None,
+                class: Class::Success,
+                error: "",
+            },
+            Duration::from_micros(1500),
+        );
+        let t = reg.tcp(
+            Labels::new()
+                .with("direction", "inbound")
+                .with("peer", "src"),
+        );
+        t.opened();
+        t.read(10);
+        t.closed(Some(104));
+        let text = reg.render();
+        assert!(
+            text.contains(r#"request_total{direction="outbound",authority="a\"b:80"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"response_latency_ms_bucket{direction="outbound",authority="a\"b:80",status_code="200",le="1"} 0"#));
+        assert!(text.contains(r#"status_code="200",le="2"} 1"#));
+        assert!(text.contains(r#"le="+Inf"} 1"#));
+        assert!(text.contains(r#"classification="success",grpc_status="",error=""} 1"#));
+        assert!(text
+            .contains(r#"tcp_close_total{direction="inbound",peer="src",errno="ECONNRESET"} 1"#));
+        assert!(text.contains(r#"tcp_read_bytes_total{direction="inbound",peer="src"} 10"#));
+        assert!(text.contains("tcp_open_connections{direction=\"inbound\",peer=\"src\"} 0"));
+    }
+
+    #[test]
+    fn idle_unheld_series_are_dropped() {
+        let reg = Registry::new(Duration::ZERO);
+        drop(reg.http(Labels::new().with("direction", "outbound")));
+        let held = reg.http(Labels::new().with("direction", "inbound"));
+        let text = reg.render();
+        assert!(!text.contains("request_total{direction=\"outbound\"}"));
+        assert!(text.contains("request_total{direction=\"inbound\"} 0"));
+        drop(held);
+    }
+}
