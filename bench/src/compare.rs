@@ -252,6 +252,7 @@ fn run_once(
             Mode::Closed { .. } => 2,
         }),
         cpus: args.opts.loadgen_cpu.clone(),
+        coarse_timer: args.opts.coarse_timer,
     };
 
     let mut modes: Vec<(String, Mode)> = args

@@ -76,12 +76,14 @@ pub async fn run(spec: &PhaseSpec, rate: f64, sampler: &mut PhaseSampler) -> Res
             target.clone(),
             conns,
             spec.timeout,
+            spec.coarse_timer,
         )),
         Protocol::Http2 => tokio::spawn(http2_phase(
             schedule.clone(),
             target.clone(),
             conns,
             spec.timeout,
+            spec.coarse_timer,
         )),
     };
 
@@ -138,6 +140,7 @@ async fn http1_phase(
     target: Arc<Target>,
     conns: Vec<Option<Sender>>,
     timeout: Duration,
+    coarse_timer: bool,
 ) -> Result<Recorder> {
     let next = Arc::new(AtomicU64::new(0));
     let mut workers = JoinSet::new();
@@ -148,6 +151,7 @@ async fn http1_phase(
             next.clone(),
             conn,
             timeout,
+            coarse_timer,
         ));
     }
     let mut total = Recorder::new()?;
@@ -169,9 +173,10 @@ async fn http1_worker(
     next: Arc<AtomicU64>,
     mut conn: Option<Sender>,
     timeout: Duration,
+    coarse_timer: bool,
 ) -> Result<(Recorder, u64)> {
     let mut rec = Recorder::new()?;
-    let mut pacer = Pacer::new();
+    let mut pacer = Pacer::new(coarse_timer);
     loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
         if i >= schedule.total {
@@ -212,12 +217,13 @@ async fn http2_phase(
     target: Arc<Target>,
     mut conns: Vec<Option<Sender>>,
     timeout: Duration,
+    coarse_timer: bool,
 ) -> Result<Recorder> {
     let shared = Arc::new(Mutex::new(Recorder::new()?));
     let mut inflight = JoinSet::new();
     let mut unsent = 0;
     let n = conns.len();
-    let mut pacer = Pacer::new();
+    let mut pacer = Pacer::new(coarse_timer);
     for i in 0..schedule.total {
         let intended = schedule.intended(i);
         pacer.sleep_until(intended).await;

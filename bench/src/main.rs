@@ -24,13 +24,20 @@ use clap::Parser;
 use client::{Protocol, Target};
 use phase::{Mode, PhaseSpec};
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Some(Command::Backend(a)) => backend::serve(a.addr),
         Some(Command::Load(a)) => run_load(&a),
         Some(Command::Compare(a)) => run_compare(&a),
         None => run_compare(&cli.compare),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wisp-bench: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 
@@ -65,6 +72,7 @@ fn run_load(a: &LoadArgs) -> Result<()> {
         timeout: o.timeout,
         threads,
         cpus: o.loadgen_cpu.clone(),
+        coarse_timer: o.coarse_timer,
     };
     let result = phase::run(spec, sampler::PhaseSampler::new(a.watch_pid, None))?;
     let watched = a.watch_pid.and_then(|pid| procstat::mem(pid).ok());

@@ -5,7 +5,8 @@
 //! `timerfd` registered with the runtime's reactor wakes the task within a
 //! few microseconds of the deadline, at the cost of one `timerfd_settime`
 //! and one `read` per request. If a timerfd cannot be created the pacer
-//! falls back to tokio's timer.
+//! falls back to tokio's timer, which `--coarse-timer` also selects (less
+//! generator CPU per request, bursty schedule).
 
 use std::fs::File;
 use std::io::Read;
@@ -19,9 +20,12 @@ pub struct Pacer {
 }
 
 impl Pacer {
-    /// A pacer backed by a timerfd, or by tokio's timer if that fails.
-    /// Must be called inside a tokio runtime.
-    pub fn new() -> Self {
+    /// A pacer backed by a timerfd (or by tokio's timer if `coarse`, or if
+    /// the timerfd cannot be set up). Must be called inside a tokio runtime.
+    pub fn new(coarse: bool) -> Self {
+        if coarse {
+            return Self { timer: None };
+        }
         let timer = crate::sys::timerfd_create()
             .ok()
             .and_then(|fd: OwnedFd| crate::sys::register_timer(File::from(fd)).ok());

@@ -41,6 +41,8 @@ pub struct PhaseSpec {
     pub threads: usize,
     /// CPUs to pin the load generator threads to (empty: no pinning).
     pub cpus: Vec<usize>,
+    /// Pace with tokio's 1 ms timer instead of a timerfd.
+    pub coarse_timer: bool,
 }
 
 impl PhaseSpec {

@@ -116,7 +116,8 @@ pub fn timerfd_arm(fd: &impl std::os::fd::AsRawFd, after: std::time::Duration) -
         },
         it_value: libc::timespec {
             tv_sec: libc::time_t::try_from(after.as_secs()).unwrap_or(libc::time_t::MAX),
-            tv_nsec: libc::c_long::try_from(after.subsec_nanos()).unwrap_or(0),
+            // Always below 1e9, so it fits a c_long on every platform.
+            tv_nsec: after.subsec_nanos() as libc::c_long,
         },
     };
     // SAFETY: fd is a valid open timerfd; `spec` lives on the stack for the

@@ -1,1 +1,1033 @@
-//! placeholder
+//! Shared harness of wisp's end-to-end tests.
+//!
+//! Every test runs real `wisp-proxy` and `wisp destination` processes on its
+//! own loopback block `127.0.<k>.0/24` (Linux routes all of 127/8 to `lo`), so
+//! tests run in parallel without port clashes. Backends (HTTP/1+h2c, TCP echo,
+//! WebSocket echo, gRPC health) run in-process on real sockets.
+//!
+//! Addresses in a block: `.10` client proxy, `.11`–`.19` pods (app + server
+//! proxy), `.2` control plane.
+
+#![allow(clippy::unwrap_used)]
+
+use std::convert::Infallible;
+use std::fs;
+use std::io::Read as _;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+pub use wisp_proxy::transport_header::{Header, Session};
+
+/// The logical name every test service uses.
+pub const WEB_FQDN: &str = "web.default.svc.cluster.local";
+/// `WEB_FQDN` with the service port, as the outbound proxy's `authority` label.
+pub const WEB_AUTHORITY: &str = "web.default.svc.cluster.local:80";
+
+// ---------------------------------------------------------------------------
+// Binaries and address blocks
+// ---------------------------------------------------------------------------
+
+/// Directory holding the `wisp-proxy` and `wisp` binaries: `$WISP_BIN_DIR`,
+/// else `$CARGO_TARGET_DIR/debug`, else `<workspace>/target/debug`.
+pub fn bin_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("WISP_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(d).join("debug");
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("target")
+        .join("debug")
+}
+
+/// Path of binary `name`, panicking with build instructions if it is missing.
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.is_file(),
+        "{} not found: run `cargo build -p wisp-proxy -p wisp-cli` first (or set WISP_BIN_DIR)",
+        p.display()
+    );
+    p
+}
+
+static NEXT_BLOCK: AtomicU8 = AtomicU8::new(0);
+
+/// A loopback block `127.0.<k>.0/24` owned by one test.
+#[derive(Clone, Copy, Debug)]
+pub struct Net {
+    /// The third octet.
+    pub k: u8,
+}
+
+impl Net {
+    /// Allocates a block unique within this test process. The base depends
+    /// on the process id so consecutive test binaries rarely reuse a block
+    /// whose sockets may still be in TIME_WAIT.
+    pub fn new() -> Net {
+        let n = NEXT_BLOCK.fetch_add(1, Ordering::SeqCst);
+        let base = (std::process::id() % 20) as u8 * 10;
+        Net {
+            k: 20u8.wrapping_add(base).wrapping_add(n) % 230 + 20,
+        }
+    }
+
+    /// `127.0.k.host`.
+    pub fn ip(&self, host: u8) -> Ipv4Addr {
+        Ipv4Addr::new(127, 0, self.k, host)
+    }
+
+    /// `127.0.k.host:port`.
+    pub fn addr(&self, host: u8, port: u16) -> SocketAddr {
+        SocketAddr::from((self.ip(host), port))
+    }
+
+    /// The client proxy's outbound listener.
+    pub fn client_outbound(&self) -> SocketAddr {
+        self.addr(10, 4140)
+    }
+}
+
+impl Default for Net {
+    fn default() -> Self {
+        Net::new()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Waiting
+// ---------------------------------------------------------------------------
+
+/// Polls `cond` every 10 ms until it holds or `timeout` passes; returns whether it held.
+pub async fn eventually<F, Fut>(timeout: Duration, mut cond: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until `addr` accepts TCP connections; panics after `timeout`.
+pub async fn wait_for_port(addr: SocketAddr, timeout: Duration) {
+    let ok = eventually(timeout, || async move { TcpStream::connect(addr).await.is_ok() }).await;
+    assert!(ok, "{addr} did not start accepting within {timeout:?}");
+}
+
+// ---------------------------------------------------------------------------
+// Processes
+// ---------------------------------------------------------------------------
+
+/// A child process whose stderr goes to a file; killed (SIGKILL) on drop.
+pub struct Process {
+    name: String,
+    child: Option<Child>,
+    log: PathBuf,
+    _logdir: tempfile::TempDir,
+    status: Option<ExitStatus>,
+}
+
+impl Process {
+    /// Spawns `cmd` with stdout and stderr captured to a temp file.
+    pub fn spawn(name: &str, mut cmd: Command) -> Process {
+        let logdir = tempfile::tempdir().unwrap();
+        let log = logdir.path().join("log");
+        let f = fs::File::create(&log).unwrap();
+        cmd.stdin(Stdio::null())
+            .stdout(f.try_clone().unwrap())
+            .stderr(f);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Process {
+            name: name.to_string(),
+            child: Some(child),
+            log,
+            _logdir: logdir,
+            status: None,
+        }
+    }
+
+    /// The OS process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// What the process printed so far.
+    pub fn output(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = fs::File::open(&self.log) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        if let Some(pid) = self.pid() {
+            let ok = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            assert!(ok, "kill -TERM {pid} failed");
+        }
+    }
+
+    /// Sends SIGKILL and reaps the process.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            self.status = c.wait().ok();
+        }
+    }
+
+    /// Whether the process has exited (reaping it if so).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(s)) = c.try_wait() {
+                    self.status = Some(s);
+                }
+            }
+        }
+        self.status
+    }
+
+    /// Waits up to `timeout` for the process to exit; `None` if it did not.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.exited() {
+                return Some(s);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("----- {} output -----\n{}", self.name, self.output());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Manifests and the control plane
+// ---------------------------------------------------------------------------
+
+/// One endpoint of an EndpointSlice; `pod` names its Pod (targetRef), if any.
+#[derive(Clone, Debug)]
+pub struct SliceEndpoint {
+    /// The endpoint IP.
+    pub ip: Ipv4Addr,
+    /// The Pod behind it.
+    pub pod: Option<String>,
+}
+
+/// YAML of a Service `name.ns` with one port `port -> target_port`.
+pub fn service_yaml(
+    name: &str,
+    ns: &str,
+    cluster_ip: Option<Ipv4Addr>,
+    port: u16,
+    target_port: u16,
+) -> String {
+    let ip = cluster_ip
+        .map(|ip| format!("  clusterIP: {ip}\n"))
+        .unwrap_or_default();
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n{ip}  ports: [{{name: http, port: {port}, targetPort: {target_port}}}]\n"
+    )
+}
+
+/// YAML of an EndpointSlice of Service `service.ns` on `port`.
+pub fn endpoint_slice_yaml(
+    name: &str,
+    ns: &str,
+    service: &str,
+    port: u16,
+    endpoints: &[SliceEndpoint],
+) -> String {
+    let mut s = format!(
+        "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: {name}, namespace: {ns}, labels: {{kubernetes.io/service-name: {service}}}}}\naddressType: IPv4\nports: [{{name: http, port: {port}, protocol: TCP}}]\n"
+    );
+    if endpoints.is_empty() {
+        s.push_str("endpoints: []\n");
+    } else {
+        s.push_str("endpoints:\n");
+        for e in endpoints {
+            s.push_str(&format!(
+                "- addresses: [{}]\n  conditions: {{ready: true}}\n",
+                e.ip
+            ));
+            if let Some(p) = &e.pod {
+                s.push_str(&format!(
+                    "  targetRef: {{kind: Pod, name: {p}, namespace: {ns}}}\n"
+                ));
+            }
+        }
+    }
+    s
+}
+
+/// YAML of a meshed Pod whose `linkerd-proxy` container listens inbound on `<ip>:4143`.
+pub fn pod_yaml(name: &str, ns: &str, ip: Ipv4Addr) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels: {{app: web, linkerd.io/control-plane-ns: linkerd}}\nspec:\n  containers:\n  - name: app\n    image: app\n  - name: linkerd-proxy\n    image: wisp-proxy\n    env: [{{name: LINKERD2_PROXY_INBOUND_LISTEN_ADDR, value: \"{ip}:4143\"}}]\nstatus: {{podIP: {ip}}}\n"
+    )
+}
+
+/// A `wisp destination` process serving a manifest directory.
+pub struct ControlPlane {
+    dir: tempfile::TempDir,
+    /// Its gRPC address.
+    pub addr: SocketAddr,
+    process: Option<Process>,
+}
+
+impl ControlPlane {
+    /// Starts a destination service on `addr` over an empty manifest directory.
+    pub async fn start(addr: SocketAddr) -> ControlPlane {
+        let mut cp = ControlPlane::create(addr);
+        cp.restart().await;
+        cp
+    }
+
+    /// A control plane on `addr` with an empty manifest directory, not yet
+    /// running: write manifests, then call [`ControlPlane::restart`], so the
+    /// first answers already reflect them.
+    pub fn create(addr: SocketAddr) -> ControlPlane {
+        ControlPlane {
+            dir: tempfile::tempdir().unwrap(),
+            addr,
+            process: None,
+        }
+    }
+
+    /// The manifest directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Atomically writes manifest file `name` (temp file + rename).
+    pub fn write(&self, name: &str, yaml: &str) {
+        let tmp = self.dir.path().join(format!(".{name}.tmp"));
+        fs::write(&tmp, yaml).unwrap();
+        fs::rename(&tmp, self.dir.path().join(name)).unwrap();
+    }
+
+    /// Removes manifest file `name`.
+    pub fn remove(&self, name: &str) {
+        fs::remove_file(self.dir.path().join(name)).unwrap();
+    }
+
+    /// Kills the destination process (SIGKILL).
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            p.kill();
+        }
+    }
+
+    /// (Re)starts the destination process on the same address and waits for its port.
+    pub async fn restart(&mut self) {
+        self.stop();
+        let mut cmd = Command::new(bin("wisp"));
+        cmd.arg("destination")
+            .arg("--source")
+            .arg(format!("dir:{}", self.dir.path().display()))
+            .arg("--addr")
+            .arg(self.addr.to_string());
+        self.process = Some(Process::spawn("wisp destination", cmd));
+        wait_for_port(self.addr, Duration::from_secs(10)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The proxy
+// ---------------------------------------------------------------------------
+
+/// A running `wisp-proxy`.
+pub struct Proxy {
+    /// Outbound listener.
+    pub outbound: SocketAddr,
+    /// Inbound listener.
+    pub inbound: SocketAddr,
+    /// Admin listener.
+    pub admin: SocketAddr,
+    /// The process.
+    pub process: Process,
+}
+
+impl Proxy {
+    /// Starts a proxy listening on `ip:4140/4143/4191`, discovering from
+    /// `destination`, with extra environment `env`; waits for `/ready`.
+    pub async fn start(ip: Ipv4Addr, destination: &str, env: &[(&str, &str)]) -> Proxy {
+        let outbound = SocketAddr::from((ip, 4140));
+        let inbound = SocketAddr::from((ip, 4143));
+        let admin = SocketAddr::from((ip, 4191));
+        let mut cmd = Command::new(bin("wisp-proxy"));
+        cmd.env_clear()
+            .env("LINKERD2_PROXY_IDENTITY_DISABLED", "1")
+            .env("LINKERD2_PROXY_DESTINATION_SVC_ADDR", destination)
+            .env("LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR", outbound.to_string())
+            .env("LINKERD2_PROXY_INBOUND_LISTEN_ADDR", inbound.to_string())
+            .env("LINKERD2_PROXY_ADMIN_LISTEN_ADDR", admin.to_string());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut process = Process::spawn(&format!("wisp-proxy {ip}"), cmd);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok((StatusCode::OK, _)) = http_get(admin, "/ready").await {
+                break;
+            }
+            if let Some(s) = process.exited() {
+                panic!("wisp-proxy {ip} exited at start ({s}):\n{}", process.output());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "wisp-proxy {ip} not ready in 10s:\n{}",
+                process.output()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Proxy {
+            outbound,
+            inbound,
+            admin,
+            process,
+        }
+    }
+
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let (status, body) = http_get(self.admin, "/metrics").await.unwrap();
+        assert_eq!(status, StatusCode::OK);
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        self.process.terminate();
+    }
+
+    /// Waits up to `timeout` for the proxy to exit.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        self.process.wait_exit(timeout).await
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Metrics
+// ---------------------------------------------------------------------------
+
+/// Sum of the values of metric `name` over series whose labels contain
+/// every `key="value"` pair of `labels`.
+pub fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let mut total = 0.0;
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        let Some(rest) = rest.strip_prefix('{') else {
+            continue;
+        };
+        let Some((lbls, value)) = rest.rsplit_once("} ") else {
+            continue;
+        };
+        let lbls = format!(",{lbls},");
+        if labels
+            .iter()
+            .all(|(k, v)| lbls.contains(&format!(",{k}=\"{v}\",")))
+        {
+            total += value.trim().parse::<f64>().unwrap_or(0.0);
+        }
+    }
+    total
+}
+
+// ---------------------------------------------------------------------------
+// Clients
+// ---------------------------------------------------------------------------
+
+/// A hyper HTTP/1.1 client with a fresh pool.
+pub fn http1_client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// A hyper h2c (prior knowledge) client with a fresh pool.
+pub fn h2c_client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http()
+}
+
+/// GETs `http://addr/path` on a new HTTP/1.1 connection: status and body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(StatusCode, Bytes)> {
+    let rsp = tokio::time::timeout(
+        Duration::from_secs(5),
+        http1_client().get(format!("http://{addr}{path}").parse()?),
+    )
+    .await??;
+    let status = rsp.status();
+    let body = rsp.into_body().collect().await?.to_bytes();
+    Ok((status, body))
+}
+
+/// Sends `GET /` for `host` (Host header) to the proxy at `proxy` with `client`:
+/// status, the `x-backend` header and the body.
+pub async fn get_via(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    proxy: SocketAddr,
+    host: &str,
+) -> anyhow::Result<(StatusCode, String, Bytes)> {
+    let req = Request::get(format!("http://{proxy}/"))
+        .header(http::header::HOST, host)
+        .body(Full::new(Bytes::new()))?;
+    let rsp = tokio::time::timeout(Duration::from_secs(5), client.request(req)).await??;
+    let status = rsp.status();
+    let backend = rsp
+        .headers()
+        .get("x-backend")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let body = rsp.into_body().collect().await?.to_bytes();
+    Ok((status, backend, body))
+}
+
+/// Runs `curl -sS` with `args`; returns (exit success, stdout, stderr).
+pub async fn curl(args: &[&str]) -> (bool, String, String) {
+    let out = tokio::process::Command::new("curl")
+        .arg("-sS")
+        .arg("--max-time")
+        .arg("10")
+        .args(args)
+        .output()
+        .await
+        .expect("curl is installed");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A 64-bit FNV-1a hash of `data` (to compare large bodies).
+pub fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// `n` deterministic pseudo-random bytes.
+pub fn pattern(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Backends
+// ---------------------------------------------------------------------------
+
+/// An in-process HTTP/1.1 + h2c server that answers with its name in the
+/// `x-backend` header.
+///
+/// Paths: `/echo` returns the request body; `/bytes/<n>` returns
+/// `pattern(n, 7)`; anything else returns the name. Every response carries
+/// `x-saw-dst-override: yes|no` (whether `l5d-dst-override` reached it) and
+/// `x-version` (the request's HTTP version).
+pub struct HttpBackend {
+    /// The listening address.
+    pub addr: SocketAddr,
+    /// Its name.
+    pub name: String,
+    /// Requests received so far.
+    pub hits: Arc<AtomicU64>,
+    /// Delay added before each response, in milliseconds.
+    pub delay_ms: Arc<AtomicU64>,
+    task: JoinHandle<()>,
+}
+
+impl HttpBackend {
+    /// Binds `addr` and serves until dropped.
+    pub async fn start(addr: SocketAddr, name: &str) -> HttpBackend {
+        let listener = TcpListener::bind(addr)
+            .await
+            .unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+        let hits = Arc::new(AtomicU64::new(0));
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn({
+            let (hits, delay_ms, name) = (hits.clone(), delay_ms.clone(), name.to_string());
+            async move {
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let (hits, delay_ms, name) = (hits.clone(), delay_ms.clone(), name.clone());
+                    tokio::spawn(async move {
+                        let svc = service_fn(move |req| {
+                            let (hits, delay_ms, name) =
+                                (hits.clone(), delay_ms.clone(), name.clone());
+                            async move { Ok::<_, Infallible>(answer(req, &name, &hits, &delay_ms).await) }
+                        });
+                        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                            .await;
+                    });
+                }
+            }
+        });
+        HttpBackend {
+            addr,
+            name: name.to_string(),
+            hits,
+            delay_ms,
+            task,
+        }
+    }
+
+    /// Requests received so far.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    /// Sets the delay added to each response.
+    pub fn set_delay(&self, d: Duration) {
+        self.delay_ms.store(d.as_millis() as u64, Ordering::SeqCst);
+    }
+}
+
+impl Drop for HttpBackend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn answer(
+    req: Request<Incoming>,
+    name: &str,
+    hits: &AtomicU64,
+    delay_ms: &AtomicU64,
+) -> Response<Full<Bytes>> {
+    hits.fetch_add(1, Ordering::SeqCst);
+    let saw_override = req.headers().contains_key("l5d-dst-override");
+    let version = format!("{:?}", req.version());
+    let path = req.uri().path().to_string();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let delay = delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    let out = if path == "/echo" {
+        body
+    } else if let Some(n) = path.strip_prefix("/bytes/") {
+        Bytes::from(pattern(n.parse().unwrap_or(0), 7))
+    } else {
+        Bytes::from(name.to_string())
+    };
+    Response::builder()
+        .header("x-backend", name)
+        .header("x-saw-dst-override", if saw_override { "yes" } else { "no" })
+        .header("x-version", version)
+        .body(Full::new(out))
+        .unwrap()
+}
+
+/// A TCP echo server; with `greeting`, it speaks first (like SMTP or MySQL).
+/// When the client half-closes, it shuts down its write side after echoing.
+pub struct EchoServer {
+    /// The listening address.
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl EchoServer {
+    /// Binds `addr` and serves until dropped.
+    pub async fn start(addr: SocketAddr, greeting: Option<&'static [u8]>) -> EchoServer {
+        let listener = TcpListener::bind(addr).await.unwrap();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    if let Some(g) = greeting {
+                        if s.write_all(g).await.is_err() {
+                            return;
+                        }
+                    }
+                    let mut buf = vec![0u8; 16 * 1024];
+                    loop {
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                if s.write_all(&buf[..n]).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                    let _ = s.shutdown().await;
+                });
+            }
+        });
+        EchoServer { addr, task }
+    }
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A WebSocket server echoing every text and binary message.
+pub struct WsEchoServer {
+    /// The listening address.
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl WsEchoServer {
+    /// Binds `addr` and serves until dropped.
+    pub async fn start(addr: SocketAddr) -> WsEchoServer {
+        use futures_util::{SinkExt, StreamExt};
+        let listener = TcpListener::bind(addr).await.unwrap();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((s, _)) = listener.accept().await else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    let Ok(mut ws) = tokio_tungstenite::accept_async(s).await else {
+                        return;
+                    };
+                    while let Some(Ok(msg)) = ws.next().await {
+                        if msg.is_text() || msg.is_binary() {
+                            if ws.send(msg).await.is_err() {
+                                return;
+                            }
+                        } else if msg.is_close() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        WsEchoServer { addr, task }
+    }
+}
+
+impl Drop for WsEchoServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A tonic server with the standard `grpc.health.v1.Health` service, where
+/// service `web` is SERVING and any other name is NOT_FOUND.
+pub struct GrpcBackend {
+    /// The listening address.
+    pub addr: SocketAddr,
+    /// Flips the `web` service's status (for `Watch`).
+    pub reporter: tonic_health::server::HealthReporter,
+    task: JoinHandle<()>,
+}
+
+impl GrpcBackend {
+    /// Binds `addr` and serves until dropped.
+    pub async fn start(addr: SocketAddr) -> GrpcBackend {
+        let (reporter, service) = tonic_health::server::health_reporter();
+        reporter
+            .set_service_status("web", tonic_health::ServingStatus::Serving)
+            .await;
+        let listener = TcpListener::bind(addr).await.unwrap();
+        let incoming = tokio_stream_shim(listener);
+        let task = tokio::spawn(async move {
+            let _ = tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(incoming)
+                .await;
+        });
+        GrpcBackend {
+            addr,
+            reporter,
+            task,
+        }
+    }
+}
+
+impl Drop for GrpcBackend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Turns a listener into the stream of connections tonic's server takes.
+fn tokio_stream_shim(
+    listener: TcpListener,
+) -> impl futures_util::Stream<Item = std::io::Result<TcpStream>> {
+    futures_util::stream::unfold(listener, |l| async move {
+        let r = l.accept().await.map(|(s, _)| s);
+        Some((r, l))
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Topologies
+// ---------------------------------------------------------------------------
+
+/// A universal-mode mesh: a control plane at `.2:8086`, Service `web`
+/// (port 80 -> `app_port`) with endpoints on pods `.11`, `.12`, ...; when
+/// `meshed`, each pod has a Pod object and a server proxy on `<pod>:4143`;
+/// the client proxy is at `.10`.
+pub struct Mesh {
+    /// The address block.
+    pub net: Net,
+    /// The destination service.
+    pub cp: ControlPlane,
+    /// The client proxy (outbound at `.10:4140`).
+    pub client: Proxy,
+    /// Server proxies, one per pod (empty unless meshed).
+    pub servers: Vec<Proxy>,
+    /// The pods' IPs.
+    pub pods: Vec<Ipv4Addr>,
+    /// The application port.
+    pub app_port: u16,
+    /// Whether pods have proxies.
+    pub meshed: bool,
+}
+
+impl Mesh {
+    /// Starts a mesh with `pods` endpoints; `client_env` is added to the client proxy's env.
+    pub async fn start(pods: u8, app_port: u16, meshed: bool, client_env: &[(&str, &str)]) -> Mesh {
+        let net = Net::new();
+        let mut cp = ControlPlane::create(net.addr(2, 8086));
+        let pod_ips: Vec<Ipv4Addr> = (0..pods).map(|i| net.ip(11 + i)).collect();
+        cp.write("svc.yaml", &service_yaml("web", "default", None, 80, app_port));
+        let mut servers = Vec::new();
+        let dst = cp.addr.to_string();
+        if meshed {
+            for (i, ip) in pod_ips.iter().enumerate() {
+                cp.write(&format!("pod-{i}.yaml"), &pod_yaml(&format!("web-{i}"), "default", *ip));
+            }
+        }
+        let eps: Vec<SliceEndpoint> = pod_ips
+            .iter()
+            .enumerate()
+            .map(|(i, ip)| SliceEndpoint {
+                ip: *ip,
+                pod: meshed.then(|| format!("web-{i}")),
+            })
+            .collect();
+        cp.write(
+            "slice.yaml",
+            &endpoint_slice_yaml("web-1", "default", "web", app_port, &eps),
+        );
+        // Every manifest is in place before the destination service starts.
+        cp.restart().await;
+        if meshed {
+            for ip in &pod_ips {
+                servers.push(Proxy::start(*ip, &dst, &[]).await);
+            }
+        }
+        Mesh {
+            client: Proxy::start(net.ip(10), &dst, client_env).await,
+            net,
+            cp,
+            servers,
+            pods: pod_ips,
+            app_port,
+            meshed,
+        }
+    }
+
+    /// The slice entry for pod `ip` (with a targetRef when meshed).
+    pub fn endpoint(&self, ip: Ipv4Addr) -> SliceEndpoint {
+        let pod = self
+            .pods
+            .iter()
+            .position(|p| *p == ip)
+            .filter(|_| self.meshed)
+            .map(|i| format!("web-{i}"));
+        SliceEndpoint { ip, pod }
+    }
+
+    /// Rewrites the EndpointSlice to exactly `ips`.
+    pub fn set_endpoints(&self, ips: &[Ipv4Addr]) {
+        let eps: Vec<SliceEndpoint> = ips.iter().map(|ip| self.endpoint(*ip)).collect();
+        self.cp.write(
+            "slice.yaml",
+            &endpoint_slice_yaml("web-1", "default", "web", self.app_port, &eps),
+        );
+    }
+
+    /// The app address of pod `i`.
+    pub fn app_addr(&self, i: usize) -> SocketAddr {
+        SocketAddr::from((self.pods[i], self.app_port))
+    }
+
+    /// Starts an HTTP backend named `pod-<i>` on every pod.
+    pub async fn http_backends(&self) -> Vec<HttpBackend> {
+        let mut v = Vec::new();
+        for i in 0..self.pods.len() {
+            v.push(HttpBackend::start(self.app_addr(i), &format!("pod-{i}")).await);
+        }
+        v
+    }
+
+    /// Polls until a request for `web` through the client proxy returns 200
+    /// (discovery has answered); panics after 10 s.
+    pub async fn wait_routable(&self) {
+        let client = http1_client();
+        let out = self.client.outbound;
+        let ok = eventually(Duration::from_secs(10), || {
+            let client = client.clone();
+            async move {
+                matches!(get_via(&client, out, WEB_FQDN).await, Ok((StatusCode::OK, _, _)))
+            }
+        })
+        .await;
+        assert!(ok, "web never became routable:\n{}", self.client.process.output());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Load
+// ---------------------------------------------------------------------------
+
+/// One request made by a [`LoadGen`].
+#[derive(Clone, Debug)]
+pub struct Sample {
+    /// When it was sent.
+    pub at: Instant,
+    /// How long it took.
+    pub latency: Duration,
+    /// Its status, or the client error.
+    pub result: Result<StatusCode, String>,
+    /// The `x-backend` that answered.
+    pub backend: String,
+}
+
+/// Closed-loop load: `workers` tasks each sending `GET /` for a host through a
+/// proxy, back to back, until stopped.
+pub struct LoadGen {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    samples: Arc<std::sync::Mutex<Vec<Sample>>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl LoadGen {
+    /// Starts the workers; each pauses `pause` between requests.
+    pub fn start(proxy: SocketAddr, host: &str, workers: usize, pause: Duration) -> LoadGen {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let tasks = (0..workers)
+            .map(|_| {
+                let (stop, samples, host) = (stop.clone(), samples.clone(), host.to_string());
+                tokio::spawn(async move {
+                    let client = http1_client();
+                    while !stop.load(Ordering::SeqCst) {
+                        let at = Instant::now();
+                        let r = get_via(&client, proxy, &host).await;
+                        let latency = at.elapsed();
+                        let (result, backend) = match r {
+                            Ok((s, b, _)) => (Ok(s), b),
+                            Err(e) => (Err(e.to_string()), String::new()),
+                        };
+                        samples.lock().unwrap().push(Sample {
+                            at,
+                            latency,
+                            result,
+                            backend,
+                        });
+                        if !pause.is_zero() {
+                            tokio::time::sleep(pause).await;
+                        }
+                    }
+                })
+            })
+            .collect();
+        LoadGen {
+            stop,
+            samples,
+            tasks,
+        }
+    }
+
+    /// Requests completed so far.
+    pub fn count(&self) -> usize {
+        self.samples.lock().unwrap().len()
+    }
+
+    /// Stops the workers and returns every sample.
+    pub async fn stop(self) -> Vec<Sample> {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+        let v = self.samples.lock().unwrap().clone();
+        v
+    }
+}
+
+/// Panics listing the failures among `samples`, if any.
+pub fn assert_no_failures(samples: &[Sample]) {
+    let failed: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.result != Ok(StatusCode::OK))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed, e.g. {:?}",
+        failed.len(),
+        samples.len(),
+        &failed[..failed.len().min(5)]
+    );
+}

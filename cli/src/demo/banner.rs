@@ -1,0 +1,112 @@
+//! The banner printed once everything is ready: what runs where, and how
+//! to poke at it.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use super::topology::{Workload, ADMIN_PORT, APP_PORT, INBOUND_PORT, OUTBOUND_PORT, SERVICE_HOST};
+
+/// A started backend application.
+pub struct App {
+    /// Its workload.
+    pub workload: Workload,
+    /// Its process id.
+    pub pid: u32,
+    /// Its added latency.
+    pub delay: Duration,
+}
+
+/// A started proxy.
+pub struct Proxy {
+    /// The workload it serves.
+    pub workload: Workload,
+    /// Its process id.
+    pub pid: u32,
+}
+
+/// Everything the banner shows.
+pub struct Banner<'a> {
+    /// The destination service's address and pid.
+    pub destination: (SocketAddr, u32),
+    /// The manifest directory.
+    pub manifests: &'a Path,
+    /// The directory of child logs.
+    pub logs: &'a Path,
+    /// The backend applications.
+    pub apps: Vec<App>,
+    /// The proxies; the last is the client's.
+    pub proxies: Vec<Proxy>,
+    /// The load's target rate.
+    pub rate: u32,
+    /// How long the load runs (`None`: until Ctrl-C).
+    pub duration: Option<Duration>,
+}
+
+impl Banner<'_> {
+    /// Prints the banner on stdout.
+    pub fn print(&self) {
+        let (dst_addr, dst_pid) = self.destination;
+        println!("wisp demo: the whole mesh on this machine (no Kubernetes, no root)");
+        println!("  transport    plaintext (identity not yet enabled)");
+        println!(
+            "  destination  {dst_addr:<22} pid {dst_pid:<7} over {}",
+            self.manifests.display()
+        );
+        for app in &self.apps {
+            let slow = if app.delay.is_zero() {
+                String::new()
+            } else {
+                format!("  (slow: +{} ms)", app.delay.as_millis())
+            };
+            println!(
+                "  {:<12} app {:<18} pid {:<7}{slow}",
+                app.workload.name,
+                app.workload.addr(APP_PORT).to_string(),
+                app.pid
+            );
+        }
+        for proxy in &self.proxies {
+            let w = proxy.workload;
+            println!(
+                "  {:<12} wisp-proxy pid {:<7} outbound {}  inbound {}  admin {}",
+                w.name,
+                proxy.pid,
+                w.addr(OUTBOUND_PORT),
+                w.addr(INBOUND_PORT),
+                w.addr(ADMIN_PORT)
+            );
+        }
+        println!("  logs         {}", self.logs.display());
+        println!();
+        if let Some(client) = self.proxies.last() {
+            let out = client.workload.addr(OUTBOUND_PORT);
+            println!("Try it:   curl -H 'Host: {SERVICE_HOST}' http://{out}/");
+        }
+        println!("Metrics:");
+        for proxy in &self.proxies {
+            println!(
+                "          http://{}/metrics   ({})",
+                proxy.workload.addr(ADMIN_PORT),
+                proxy.workload.name
+            );
+        }
+        let until = match self.duration {
+            Some(d) => format!("for {}", humanize(d)),
+            None => "until Ctrl-C".to_string(),
+        };
+        println!(
+            "Load:     {} req/s from client to {SERVICE_HOST}, through two proxies each, {until}",
+            self.rate
+        );
+        println!();
+    }
+}
+
+fn humanize(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
