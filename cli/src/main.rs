@@ -5,6 +5,7 @@
 
 mod demo;
 mod destination_cmd;
+mod identity_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -20,6 +21,8 @@ struct Cli {
 enum Command {
     /// Serve the Destination API from a resource index.
     Destination(destination_cmd::Args),
+    /// The certificate authority: `init`, `token`, or serve Identity.Certify.
+    Identity(identity_cmd::Args),
     /// Run the whole mesh on this machine, without Kubernetes.
     Demo(demo::Args),
 }
@@ -35,6 +38,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     match cli.command {
         Command::Destination(args) => destination_cmd::run(args),
+        Command::Identity(args) => identity_cmd::run(args),
         Command::Demo(args) => demo::run(args),
     }
 }

@@ -69,9 +69,10 @@ fn respond(
             );
             r
         }
-        // Identity is disabled in this build, so the proxy is ready as soon
-        // as its listeners are bound.
-        "/ready" => text(StatusCode::OK, "ready\n"),
+        // Ready once the identity certificate is in place (at once when
+        // identity is disabled).
+        "/ready" if shared.is_ready() => text(StatusCode::OK, "ready\n"),
+        "/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
         "/live" => text(StatusCode::OK, "live\n"),
         "/shutdown" => {
             if req.method() != Method::POST {

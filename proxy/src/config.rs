@@ -37,8 +37,12 @@ pub struct Config {
     pub admin_addr: SocketAddr,
     /// Destination service `host:port`.
     pub destination_addr: String,
+    /// The destination service's identity (required unless its address is loopback).
+    pub destination_name: Option<String>,
     /// Sent verbatim as `context_token` on every discovery request.
     pub destination_context: String,
+    /// Identity and mTLS settings; `None` when `LINKERD2_PROXY_IDENTITY_DISABLED` is set.
+    pub identity: Option<IdentityConfig>,
     /// Networks whose IPs are looked up with GetProfile (transparent mode).
     pub profile_networks: Vec<IpNet>,
     /// Name suffixes eligible for GetProfile lookups.
@@ -79,6 +83,35 @@ pub struct Config {
     pub log_filter: String,
     /// Idle metric series are dropped at scrape after this long.
     pub metrics_retain_idle: Duration,
+}
+
+/// How the proxy obtains its certificate and whom it trusts.
+#[derive(Clone, Debug)]
+pub struct IdentityConfig {
+    /// This workload's identity: the CSR's name, our TLS server name.
+    pub local_name: String,
+    /// PEM bundle of trust anchors for every mTLS connection.
+    pub trust_anchors_pem: String,
+    /// File holding the token sent with each Certify call (re-read every time).
+    pub token_file: std::path::PathBuf,
+    /// Identity service `host:port`.
+    pub svc_addr: String,
+    /// The identity service's identity (required unless its address is loopback).
+    pub svc_name: Option<String>,
+    /// Lower bound of the refresh interval (also the retry delay cap).
+    pub min_refresh: Duration,
+    /// Upper bound of the refresh interval.
+    pub max_refresh: Duration,
+}
+
+/// Whether a control-plane `host:port` is on loopback, where it is dialled
+/// without TLS (`localhost`, `localhost.`, 127.0.0.0/8, ::1).
+pub fn is_loopback_addr(addr: &str) -> bool {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host == "localhost."
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// An IP network in CIDR notation.
@@ -256,6 +289,75 @@ fn parse_list<T>(v: &str, item: impl Fn(&str) -> Result<T, String>) -> Result<Ve
         .collect()
 }
 
+fn identity_config(env: &Env<'_>) -> Result<IdentityConfig, ConfigError> {
+    let required = |name: &'static str| {
+        env.get(name)
+            .map(|v| v.trim().to_string())
+            .ok_or(ConfigError::Missing(name))
+    };
+    let local_name = match env.get("LINKERD2_PROXY_IDENTITY_LOCAL_NAME") {
+        Some(n) => n.trim().to_string(),
+        None => {
+            let id = required("LINKERD2_PROXY_IDENTITY_SERVER_ID")?;
+            let name = required("LINKERD2_PROXY_IDENTITY_SERVER_NAME")?;
+            if id != name {
+                return Err(ConfigError::Invalid {
+                    name: "LINKERD2_PROXY_IDENTITY_SERVER_NAME",
+                    value: name,
+                    reason: "must equal LINKERD2_PROXY_IDENTITY_SERVER_ID".into(),
+                });
+            }
+            id
+        }
+    };
+    if rustls_pki_types::DnsName::try_from(local_name.as_str()).is_err() {
+        return Err(ConfigError::Invalid {
+            name: "LINKERD2_PROXY_IDENTITY_LOCAL_NAME",
+            value: local_name,
+            reason: "must be a DNS-like name".into(),
+        });
+    }
+    let trust_anchors_pem = required("LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS")?;
+    if crate::tls::parse_trust_anchors(&trust_anchors_pem).is_err() {
+        return Err(ConfigError::Invalid {
+            name: "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS",
+            value: trust_anchors_pem.chars().take(40).collect(),
+            reason: "expected one or more PEM certificates".into(),
+        });
+    }
+    let svc_addr = required("LINKERD2_PROXY_IDENTITY_SVC_ADDR")?;
+    let svc_name = env
+        .get("LINKERD2_PROXY_IDENTITY_SVC_NAME")
+        .map(|s| s.trim().to_string());
+    if svc_name.is_none() && !is_loopback_addr(&svc_addr) {
+        return Err(ConfigError::Missing("LINKERD2_PROXY_IDENTITY_SVC_NAME"));
+    }
+    let min_refresh = env.duration(
+        "LINKERD2_PROXY_IDENTITY_MIN_REFRESH",
+        Duration::from_secs(10),
+    )?;
+    let max_refresh = env.duration(
+        "LINKERD2_PROXY_IDENTITY_MAX_REFRESH",
+        Duration::from_secs(86_400),
+    )?;
+    if min_refresh > max_refresh {
+        return Err(ConfigError::Invalid {
+            name: "LINKERD2_PROXY_IDENTITY_MIN_REFRESH",
+            value: format!("{min_refresh:?}"),
+            reason: "must not exceed LINKERD2_PROXY_IDENTITY_MAX_REFRESH".into(),
+        });
+    }
+    Ok(IdentityConfig {
+        local_name,
+        trust_anchors_pem,
+        token_file: required("LINKERD2_PROXY_IDENTITY_TOKEN_FILE")?.into(),
+        svc_addr,
+        svc_name,
+        min_refresh,
+        max_refresh,
+    })
+}
+
 /// The opaque ports Linkerd uses when none are configured.
 const DEFAULT_OPAQUE_PORTS: &str = "25,587,3306,4444,5432,6379,9300,11211";
 
@@ -269,16 +371,6 @@ impl Config {
     /// Reads the configuration from a map of variables.
     pub fn from_map(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let env = Env(vars);
-        if env.get("LINKERD2_PROXY_IDENTITY_DISABLED").is_none() {
-            // mTLS arrives with the identity issue; until then running
-            // without TLS must be asked for explicitly.
-            return Err(ConfigError::Invalid {
-                name: "LINKERD2_PROXY_IDENTITY_DISABLED",
-                value: String::new(),
-                reason: "identity is not supported by this build yet; set it to run without TLS"
-                    .into(),
-            });
-        }
         let outbound_addrs = match env.get("LINKERD2_PROXY_OUTBOUND_LISTEN_ADDRS") {
             Some(v) => parse_list(v, parse_addr).map_err(|reason| ConfigError::Invalid {
                 name: "LINKERD2_PROXY_OUTBOUND_LISTEN_ADDRS",
@@ -302,6 +394,17 @@ impl Config {
                 reason: "expected host:port".into(),
             });
         }
+        let destination_name = env
+            .get("LINKERD2_PROXY_DESTINATION_SVC_NAME")
+            .map(|s| s.trim().to_string());
+        let identity = match env.get("LINKERD2_PROXY_IDENTITY_DISABLED") {
+            Some(_) => None,
+            None => Some(identity_config(&env)?),
+        };
+        if identity.is_some() && destination_name.is_none() && !is_loopback_addr(&destination_addr)
+        {
+            return Err(ConfigError::Missing("LINKERD2_PROXY_DESTINATION_SVC_NAME"));
+        }
         let cores = match env.get("LINKERD2_PROXY_CORES_MIN") {
             Some(_) => env.number("LINKERD2_PROXY_CORES_MIN", 1usize)?,
             None => env.number("LINKERD2_PROXY_CORES", 1usize)?,
@@ -319,6 +422,8 @@ impl Config {
             inbound_addr: env.addr("LINKERD2_PROXY_INBOUND_LISTEN_ADDR", "0.0.0.0:4143")?,
             admin_addr: env.addr("LINKERD2_PROXY_ADMIN_LISTEN_ADDR", "127.0.0.1:4191")?,
             destination_addr,
+            destination_name,
+            identity,
             destination_context: env
                 .get("LINKERD2_PROXY_DESTINATION_CONTEXT")
                 .unwrap_or_default()
@@ -459,7 +564,8 @@ mod tests {
             .contains("LINKERD2_PROXY_DESTINATION_SVC_ADDR"));
         let mut m = env(&[]);
         m.remove("LINKERD2_PROXY_IDENTITY_DISABLED");
-        assert!(Config::from_map(&m).is_err());
+        let err = Config::from_map(&m).expect_err("identity vars missing");
+        assert!(err.to_string().contains("LINKERD2_PROXY_IDENTITY"), "{err}");
     }
 
     #[test]

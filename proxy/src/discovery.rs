@@ -32,20 +32,13 @@ pub struct Discovery {
 }
 
 impl Discovery {
-    /// A discovery client for the Destination service at `addr` (`host:port`).
-    pub fn new(addr: &str, idle_timeout: Duration) -> Result<Self, String> {
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .map_err(|e| format!("invalid address {addr:?}: {e}"))?
-            .connect_timeout(Duration::from_secs(1))
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(Duration::from_secs(3))
-            .connect_lazy();
-        Ok(Discovery {
+    /// A discovery client over `channel` to the Destination service.
+    pub fn new(channel: Channel, idle_timeout: Duration) -> Self {
+        Discovery {
             client: DestinationClient::new(channel),
             cache: Mutex::default(),
             idle_timeout,
-        })
+        }
     }
 
     /// The client, for other Destination calls (GetProfile).
@@ -196,6 +189,10 @@ pub fn endpoint_meta(
         api::tls_identity::Strategy::DnsLikeIdentity(d) => Some(d.name),
         api::tls_identity::Strategy::UriLikeIdentity(u) => Some(u.uri),
     });
+    let h2_hint = matches!(
+        wa.protocol_hint.as_ref().and_then(|h| h.protocol.as_ref()),
+        Some(api::protocol_hint::Protocol::H2(_))
+    );
     let opaque_transport_port = wa
         .protocol_hint
         .and_then(|h| h.opaque_transport)
@@ -208,6 +205,7 @@ pub fn endpoint_meta(
             labels,
             identity,
             opaque_transport_port,
+            h2_hint,
         },
     ))
 }

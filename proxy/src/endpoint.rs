@@ -16,11 +16,14 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::io::AsyncWriteExt;
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 
 use crate::io::CountingIo;
 use crate::metrics::{HttpMetrics, Labels, TcpMetrics};
+use crate::tls::{MeshTls, TRANSPORT_ALPN};
 use crate::transport_header::{Header, Session};
 use crate::Shared;
 
@@ -34,6 +37,53 @@ pub struct EndpointMeta {
     pub identity: Option<String>,
     /// The peer proxy's inbound port: connect there and send a transport header.
     pub opaque_transport_port: Option<u16>,
+    /// The endpoint is a meshed proxy that takes HTTP/1 requests over HTTP/2.
+    pub h2_hint: bool,
+}
+
+/// How connections to an endpoint are secured.
+#[derive(Clone)]
+pub enum TlsMode {
+    /// Identity is disabled on this proxy.
+    Disabled,
+    /// Discovery gave no identity: plaintext.
+    NoIdentity,
+    /// mTLS, expecting the server to prove `identity`.
+    Mesh {
+        /// The expected server identity (also the SNI).
+        identity: ServerName<'static>,
+        /// The mesh TLS configurations.
+        tls: Arc<MeshTls>,
+    },
+}
+
+impl TlsMode {
+    fn for_endpoint(tls: Option<&Arc<MeshTls>>, identity: Option<&str>) -> Self {
+        match (tls, identity) {
+            (None, _) => TlsMode::Disabled,
+            (Some(tls), Some(id)) => match ServerName::try_from(id.to_string()) {
+                Ok(identity) => TlsMode::Mesh {
+                    identity,
+                    tls: tls.clone(),
+                },
+                Err(_) => TlsMode::NoIdentity,
+            },
+            (Some(_), None) => TlsMode::NoIdentity,
+        }
+    }
+
+    /// Appends `tls` (and `server_id` / `no_tls_reason`) connect-side labels.
+    fn labels(&self, labels: Labels) -> Labels {
+        match self {
+            TlsMode::Disabled => labels.with("tls", "disabled"),
+            TlsMode::NoIdentity => labels
+                .with("tls", "no_identity")
+                .with("no_tls_reason", "not_provided_by_service_discovery"),
+            TlsMode::Mesh { identity, .. } => labels
+                .with("tls", "true")
+                .with("server_id", &identity.to_str()),
+        }
+    }
 }
 
 /// Peak-EWMA latency estimate (nanoseconds), decaying toward zero while idle.
@@ -52,16 +102,17 @@ impl Ewma {
         self.cost_ns * (-elapsed / DECAY.as_secs_f64()).exp()
     }
 
+    /// Folds in one observed latency: a slower one replaces the estimate
+    /// (peak), a faster one is blended in with a weight that grows with the
+    /// time since the last observation.
     fn observe(&mut self, rtt: Duration, now: Instant) {
         let rtt = rtt.as_nanos() as f64;
-        let current = self.decayed(now);
-        self.cost_ns = if rtt > current {
-            // Peak: jump straight up to a slower observation.
+        self.cost_ns = if rtt > self.cost_ns {
             rtt
         } else {
             let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
             let w = (-elapsed / DECAY.as_secs_f64()).exp();
-            current * w + rtt * (1.0 - w)
+            self.cost_ns * w + rtt * (1.0 - w)
         };
         self.updated = now;
     }
@@ -80,6 +131,7 @@ pub struct Endpoint {
     h1: OnceLock<HttpClient>,
     h2: OnceLock<HttpClient>,
     connect_timeout: Duration,
+    tls: TlsMode,
     pool_idle: Duration,
     pool_max_idle: usize,
     /// Request/response series of this endpoint.
@@ -107,13 +159,19 @@ impl Endpoint {
         authority: Option<&str>,
     ) -> Arc<Self> {
         let cfg = &shared.config;
+        let tls = match direction {
+            Direction::Outbound => {
+                TlsMode::for_endpoint(shared.tls.as_ref(), meta.identity.as_deref())
+            }
+            Direction::Inbound => TlsMode::Disabled,
+        };
         let (http_labels, tcp_labels, connect_timeout) = match direction {
             Direction::Outbound => {
                 let mut l = Labels::new().with("direction", "outbound");
                 if let Some(a) = authority {
                     l = l.with("authority", a);
                 }
-                let mut l = l.with_target(addr).with("tls", "disabled");
+                let mut l = tls.labels(l.with_target(addr));
                 for (k, v) in &meta.labels {
                     l = l.with(&format!("dst_{k}"), v);
                 }
@@ -124,7 +182,7 @@ impl Endpoint {
                     Some(a) => tcp.with("authority", a),
                     None => tcp,
                 };
-                let mut tcp = tcp.with_target(addr).with("tls", "disabled");
+                let mut tcp = tls.labels(tcp.with_target(addr));
                 for (k, v) in &meta.labels {
                     tcp = tcp.with(&format!("dst_{k}"), v);
                 }
@@ -164,6 +222,7 @@ impl Endpoint {
             h1: OnceLock::new(),
             h2: OnceLock::new(),
             connect_timeout,
+            tls,
             pool_idle: cfg.http1_pool_idle_timeout,
             pool_max_idle: cfg.max_idle_conns_per_endpoint,
             http_metrics: shared.metrics.http(http_labels),
@@ -211,22 +270,33 @@ impl Endpoint {
         })
     }
 
-    /// Where to connect, and the transport header to send first, for `session`.
+    /// Where to connect, how to secure it, and the transport header to send
+    /// first, for `session`.
     pub fn connect_target(&self, session: Session) -> ConnectTarget {
-        match self.meta.opaque_transport_port {
-            Some(port) => ConnectTarget {
-                addr: SocketAddr::new(self.addr.ip(), port),
-                header: Some(Header::new(self.addr.port(), session).encode_frame()),
-            },
-            None => ConnectTarget {
-                addr: self.addr,
-                header: None,
-            },
-        }
+        let (addr, header) = match self.meta.opaque_transport_port {
+            Some(port) => (
+                SocketAddr::new(self.addr.ip(), port),
+                Some(Header::new(self.addr.port(), session).encode_frame()),
+            ),
+            None => (self.addr, None),
+        };
+        let tls = match &self.tls {
+            TlsMode::Mesh { identity, tls } => Some((
+                if header.is_some() {
+                    tls.client_transport.clone()
+                } else {
+                    tls.client.clone()
+                },
+                identity.clone(),
+            )),
+            _ => None,
+        };
+        ConnectTarget { addr, header, tls }
     }
 
-    /// Opens a counted TCP connection for opaque forwarding.
-    pub async fn connect_opaque(&self) -> io::Result<CountingIo<TcpStream>> {
+    /// Opens a counted (and, for meshed endpoints, mTLS) connection for
+    /// opaque forwarding.
+    pub async fn connect_opaque(&self) -> io::Result<ClientIo> {
         self.connect_target(Session::Opaque)
             .connect(self.connect_timeout, self.tcp_metrics.clone())
             .await
@@ -266,35 +336,117 @@ impl Drop for InFlight {
     }
 }
 
-/// An address to dial, with the transport header to write first, if any.
-#[derive(Clone, Debug)]
+/// An address to dial, how to secure it, and the transport header to write
+/// first, if any.
+#[derive(Clone)]
 pub struct ConnectTarget {
     /// Address to dial.
     pub addr: SocketAddr,
     /// Transport header frame to send before anything else.
     pub header: Option<Bytes>,
+    /// mTLS client config and the identity the server must prove.
+    pub tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
 }
 
 impl ConnectTarget {
-    async fn connect(
-        &self,
-        timeout: Duration,
-        metrics: Arc<TcpMetrics>,
-    ) -> io::Result<CountingIo<TcpStream>> {
+    async fn connect(&self, timeout: Duration, metrics: Arc<TcpMetrics>) -> io::Result<ClientIo> {
+        let timed_out = || {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("connect to {} timed out", self.addr),
+            )
+        };
         let stream = tokio::time::timeout(timeout, TcpStream::connect(self.addr))
             .await
-            .map_err(|_| {
-                io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("connect to {} timed out", self.addr),
-                )
-            })??;
+            .map_err(|_| timed_out())??;
         stream.set_nodelay(true)?;
-        let mut io = CountingIo::new(stream, metrics);
+        let io = CountingIo::new(stream, metrics);
+        let mut io = match &self.tls {
+            None => ClientIo::Plain(io),
+            Some((config, name)) => {
+                let connect =
+                    tokio_rustls::TlsConnector::from(config.clone()).connect(name.clone(), io);
+                let tls = tokio::time::timeout(timeout, connect)
+                    .await
+                    .map_err(|_| timed_out())?
+                    .map_err(|e| {
+                        io::Error::new(
+                            e.kind(),
+                            format!("TLS handshake with {} failed: {e}", name.to_str()),
+                        )
+                    })?;
+                ClientIo::Tls(Box::new(tls))
+            }
+        };
         if let Some(h) = &self.header {
-            io.write_all(h).await?;
+            // Over TLS the peer must have agreed to the transport protocol.
+            let agreed = match &io {
+                ClientIo::Plain(_) => true,
+                ClientIo::Tls(t) => t.get_ref().1.alpn_protocol() == Some(TRANSPORT_ALPN),
+            };
+            if agreed {
+                io.write_all(h).await?;
+            }
         }
         Ok(io)
+    }
+}
+
+/// A connection to an endpoint: plaintext or mTLS, counted on the wire.
+pub enum ClientIo {
+    /// Plaintext.
+    Plain(CountingIo<TcpStream>),
+    /// Mesh TLS.
+    Tls(Box<TlsStream<CountingIo<TcpStream>>>),
+}
+
+impl AsyncRead for ClientIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ClientIo::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ClientIo {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            ClientIo::Plain(s) => Pin::new(s).poll_write(cx, b),
+            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, b),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ClientIo::Plain(s) => Pin::new(s).poll_flush(cx),
+            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ClientIo::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            ClientIo::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            ClientIo::Plain(s) => s.is_write_vectored(),
+            ClientIo::Tls(s) => s.is_write_vectored(),
+        }
     }
 }
 
@@ -325,7 +477,7 @@ impl tower_service::Service<Uri> for Connector {
 }
 
 /// A pooled client connection.
-pub struct Conn(TokioIo<CountingIo<TcpStream>>);
+pub struct Conn(TokioIo<ClientIo>);
 
 impl Connection for Conn {
     fn connected(&self) -> Connected {

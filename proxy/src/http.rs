@@ -18,7 +18,7 @@ use crate::detect::Protocol;
 use crate::drain::Drain;
 use crate::endpoint::Endpoint;
 use crate::errors::{is_grpc, ProxyError};
-use crate::metrics::{Class, ResponseKey};
+use crate::metrics::{Class, HttpMetrics, ResponseKey};
 
 /// How long a client may take to send a request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -164,14 +164,44 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     msg
 }
 
+/// The header marking an HTTP/1 request carried over HTTP/2 between proxies.
+pub const ORIG_PROTO: &str = "l5d-orig-proto";
+
+/// The `l5d-orig-proto` value for an HTTP/1 version.
+pub fn orig_proto_value(version: Version) -> &'static str {
+    if version == Version::HTTP_10 {
+        "HTTP/1.0"
+    } else {
+        "HTTP/1.1"
+    }
+}
+
 /// Forwards `req` to `ep` and returns its response, streaming both bodies.
-pub async fn forward(ep: &Arc<Endpoint>, mut req: Request<Incoming>) -> Response<ProxyBody> {
+/// Request and response are counted in `metrics`.
+///
+/// An HTTP/1 request to a meshed endpoint that accepts HTTP/2 (`h2` hint)
+/// travels as HTTP/2 with `l5d-orig-proto`, so all requests to that
+/// endpoint share one multiplexed connection; the peer proxy turns it back
+/// into HTTP/1.
+pub async fn forward(
+    ep: &Arc<Endpoint>,
+    mut req: Request<Incoming>,
+    metrics: &Arc<HttpMetrics>,
+) -> Response<ProxyBody> {
     let grpc = is_grpc(&req);
     let version = req.version();
-    let http2 = version == Version::HTTP_2;
     let connect = req.method() == Method::CONNECT;
     let upgrade = is_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
     strip_hop_by_hop(req.headers_mut(), upgrade.is_some());
+    let orig_proto = version < Version::HTTP_2 && upgrade.is_none() && ep.meta.h2_hint;
+    if orig_proto {
+        req.headers_mut().insert(
+            ORIG_PROTO,
+            http::HeaderValue::from_static(orig_proto_value(version)),
+        );
+        *req.version_mut() = Version::HTTP_2;
+    }
+    let http2 = req.version() == Version::HTTP_2;
     if !connect {
         let authority = request_authority(&req).unwrap_or_else(|| ep.addr.to_string());
         let uri = absolute_uri(req.uri(), &authority)
@@ -180,7 +210,7 @@ pub async fn forward(ep: &Arc<Endpoint>, mut req: Request<Incoming>) -> Response
             *req.uri_mut() = uri;
         }
     }
-    ep.http_metrics.request();
+    metrics.request();
     let inflight = ep.start_request();
     match ep.client(http2).request(req).await {
         Ok(mut rsp) => {
@@ -194,8 +224,12 @@ pub async fn forward(ep: &Arc<Endpoint>, mut req: Request<Incoming>) -> Response
                 }
                 _ => strip_hop_by_hop(rsp.headers_mut(), false),
             }
+            if orig_proto {
+                rsp.headers_mut().remove(ORIG_PROTO);
+                *rsp.version_mut() = version;
+            }
             let recorder = Recorder::new(
-                ep.http_metrics.clone(),
+                metrics.clone(),
                 rsp.status().as_u16(),
                 latency,
                 grpc,
@@ -214,7 +248,7 @@ pub async fn forward(ep: &Arc<Endpoint>, mut req: Request<Incoming>) -> Response
                 ProxyError::Upstream(ep.addr, error_chain(&e))
             };
             tracing::info!(error = %err, "request failed");
-            ep.http_metrics.response(
+            metrics.response(
                 ResponseKey {
                     status: 502,
                     grpc_status: grpc.then_some(14),

@@ -18,12 +18,14 @@ pub mod balance;
 pub mod body;
 pub mod cache;
 pub mod config;
+pub mod control;
 pub mod detect;
 pub mod discovery;
 pub mod drain;
 pub mod endpoint;
 pub mod errors;
 pub mod http;
+pub mod identity;
 pub mod inbound;
 pub mod io;
 pub mod metrics;
@@ -32,6 +34,7 @@ pub mod outbound;
 mod process_metrics;
 pub mod profiles;
 pub mod tcp;
+pub mod tls;
 pub mod transport_header;
 
 use std::net::SocketAddr;
@@ -45,8 +48,10 @@ use crate::cache::Cache;
 use crate::config::Config;
 use crate::discovery::Discovery;
 use crate::endpoint::Endpoint;
+use crate::identity::CertStore;
 use crate::metrics::Registry;
 use crate::profiles::Profiles;
+use crate::tls::MeshTls;
 
 /// How long a transparent connection waits for its first GetProfile answer.
 const PROFILE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -67,6 +72,15 @@ pub struct Shared {
     pub inbound_targets: Cache<SocketAddr, Endpoint>,
     /// The addresses this proxy listens on (to refuse forwarding loops).
     pub listen_addrs: Vec<SocketAddr>,
+    /// Mesh TLS, when identity is enabled.
+    pub tls: Option<Arc<MeshTls>>,
+}
+
+impl Shared {
+    /// Whether the proxy may serve traffic: identity disabled, or certified.
+    pub fn is_ready(&self) -> bool {
+        self.tls.as_ref().is_none_or(|t| t.store.is_ready())
+    }
 }
 
 /// Why the proxy could not start.
@@ -85,6 +99,9 @@ pub enum StartError {
     /// The destination address is unusable.
     #[error("LINKERD2_PROXY_DESTINATION_SVC_ADDR: {0}")]
     Destination(String),
+    /// The identity settings are unusable.
+    #[error("identity: {0}")]
+    Identity(String),
 }
 
 async fn bind(addr: SocketAddr, var: &'static str) -> Result<TcpListener, StartError> {
@@ -109,11 +126,43 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     listen_addrs.extend(inbound.local_addr().ok());
     listen_addrs.extend(admin.local_addr().ok());
 
-    let discovery = Discovery::new(
+    let metrics = Registry::new(config.metrics_retain_idle);
+    let tls = match &config.identity {
+        None => None,
+        Some(id) => {
+            let roots =
+                tls::parse_trust_anchors(&id.trust_anchors_pem).map_err(StartError::Identity)?;
+            let mesh = MeshTls::new(id.local_name.clone(), roots.clone(), CertStore::new())
+                .map_err(|e| StartError::Identity(e.to_string()))?;
+            let mesh = Arc::new(mesh);
+            let local = identity::LocalIdentity::generate(&id.local_name)
+                .map_err(|e| StartError::Identity(e.to_string()))?;
+            let channel = control::channel(
+                &id.svc_addr,
+                id.svc_name.as_deref(),
+                Some(mesh.client_h2.clone()),
+            )
+            .map_err(StartError::Identity)?;
+            let client =
+                linkerd2_proxy_api::identity::identity_client::IdentityClient::new(channel);
+            tokio::spawn(identity::run(
+                id.clone(),
+                local,
+                client,
+                roots,
+                mesh.store.clone(),
+                metrics.clone(),
+            ));
+            Some(mesh)
+        }
+    };
+    let channel = control::channel(
         &config.destination_addr,
-        config.outbound_discovery_idle_timeout,
+        config.destination_name.as_deref(),
+        tls.as_ref().map(|t| t.client_h2.clone()),
     )
     .map_err(StartError::Destination)?;
+    let discovery = Discovery::new(channel, config.outbound_discovery_idle_timeout);
     let profiles = Profiles::new(
         discovery.client(),
         config.destination_context.clone(),
@@ -121,12 +170,13 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         PROFILE_TIMEOUT,
     );
     let shared = Arc::new(Shared {
-        metrics: Registry::new(config.metrics_retain_idle),
+        metrics,
         discovery,
         profiles,
         forwards: Cache::new(config.outbound_discovery_idle_timeout, 10_000),
         inbound_targets: Cache::new(config.inbound_discovery_idle_timeout, 1_000),
         listen_addrs,
+        tls,
         config,
     });
 
@@ -155,12 +205,6 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             }
         }
     });
-    tracing::info!(
-        outbound = ?shared.config.outbound_addrs,
-        inbound = %shared.config.inbound_addr,
-        admin = %shared.config.admin_addr,
-        "proxy ready"
-    );
     drop(drain);
 
     wait_for_shutdown(&mut shutdown_rx).await;

@@ -225,8 +225,19 @@ impl TcpMetrics {
     }
 }
 
+/// Identity certificate gauges and counters.
+#[derive(Default)]
+struct IdentityMetrics {
+    enabled: std::sync::atomic::AtomicBool,
+    expiry_bits: AtomicU64,
+    refreshed_bits: AtomicU64,
+    ok: AtomicU64,
+    errors: AtomicU64,
+}
+
 /// All metric series of the process.
 pub struct Registry {
+    identity: IdentityMetrics,
     epoch: Instant,
     retain_idle: Duration,
     http: Mutex<HashMap<String, Arc<HttpMetrics>>>,
@@ -237,11 +248,56 @@ impl Registry {
     /// An empty registry that drops unheld series idle for `retain_idle`.
     pub fn new(retain_idle: Duration) -> Arc<Self> {
         Arc::new(Registry {
+            identity: IdentityMetrics::default(),
             epoch: Instant::now(),
             retain_idle,
             http: Mutex::default(),
             tcp: Mutex::default(),
         })
+    }
+
+    /// Records a Certify round: on success, the new certificate's expiry
+    /// (UNIX seconds) and the refresh time.
+    pub fn identity_refreshed(&self, ok: bool, expiry_unix: f64) {
+        let id = &self.identity;
+        id.enabled.store(true, Relaxed);
+        if ok {
+            id.ok.fetch_add(1, Relaxed);
+            id.expiry_bits.store(expiry_unix.to_bits(), Relaxed);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or_default();
+            id.refreshed_bits.store(now.to_bits(), Relaxed);
+        } else {
+            id.errors.fetch_add(1, Relaxed);
+        }
+    }
+
+    fn render_identity(&self, out: &mut String) {
+        let id = &self.identity;
+        if !id.enabled.load(Relaxed) {
+            return;
+        }
+        let expiry = f64::from_bits(id.expiry_bits.load(Relaxed));
+        let refreshed = f64::from_bits(id.refreshed_bits.load(Relaxed));
+        // Both names: the current one and the one older dashboards query.
+        for prefix in ["control_identity_", "identity_"] {
+            let _ = writeln!(
+                out,
+                "# HELP {prefix}cert_expiration_timestamp_seconds Time when this proxy's current mTLS identity certificate will expire (in seconds since the UNIX epoch)\n# TYPE {prefix}cert_expiration_timestamp_seconds gauge\n{prefix}cert_expiration_timestamp_seconds {expiry}"
+            );
+            let _ = writeln!(
+                out,
+                "# HELP {prefix}cert_refresh_timestamp_seconds Time of the last successful certificate refresh\n# TYPE {prefix}cert_refresh_timestamp_seconds gauge\n{prefix}cert_refresh_timestamp_seconds {refreshed}"
+            );
+            let _ = writeln!(
+                out,
+                "# HELP {prefix}cert_refreshes_total Certificate refresh attempts\n# TYPE {prefix}cert_refreshes_total counter\n{prefix}cert_refreshes_total{{result=\"ok\"}} {}\n{prefix}cert_refreshes_total{{result=\"error\"}} {}",
+                id.ok.load(Relaxed),
+                id.errors.load(Relaxed)
+            );
+        }
     }
 
     /// The HTTP series for `labels`, created on first use.
@@ -286,6 +342,7 @@ impl Registry {
         let retain = self.retain_idle.as_secs();
         self.render_http(&mut out, now, retain);
         self.render_tcp(&mut out, now, retain);
+        self.render_identity(&mut out);
         crate::process_metrics::render(&mut out);
         out
     }
@@ -400,7 +457,12 @@ impl Registry {
 }
 
 /// A TCP counter family: name, type, help and how to read it.
-type TcpFamily = (&'static str, &'static str, &'static str, fn(&TcpMetrics) -> i64);
+type TcpFamily = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&TcpMetrics) -> i64,
+);
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");

@@ -205,7 +205,7 @@ async fn proxy_request(
         },
         Route::ByAuthority => return ProxyError::NoAuthority.respond(grpc, version),
     };
-    http::forward(&ep, req).await
+    http::forward(&ep, req, &ep.http_metrics).await
 }
 
 /// The route for an authority named by a request.

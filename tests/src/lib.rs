@@ -31,8 +31,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-pub use wisp_proxy::transport_header::{Header, Session};
-
 /// The logical name every test service uses.
 pub const WEB_FQDN: &str = "web.default.svc.cluster.local";
 /// `WEB_FQDN` with the service port, as the outbound proxy's `authority` label.
@@ -135,7 +133,11 @@ where
 
 /// Waits until `addr` accepts TCP connections; panics after `timeout`.
 pub async fn wait_for_port(addr: SocketAddr, timeout: Duration) {
-    let ok = eventually(timeout, || async move { TcpStream::connect(addr).await.is_ok() }).await;
+    let ok = eventually(
+        timeout,
+        || async move { TcpStream::connect(addr).await.is_ok() },
+    )
+    .await;
     assert!(ok, "{addr} did not start accepting within {timeout:?}");
 }
 
@@ -414,7 +416,10 @@ impl Proxy {
                 break;
             }
             if let Some(s) = process.exited() {
-                panic!("wisp-proxy {ip} exited at start ({s}):\n{}", process.output());
+                panic!(
+                    "wisp-proxy {ip} exited at start ({s}):\n{}",
+                    process.output()
+                );
             }
             assert!(
                 Instant::now() < deadline,
@@ -566,6 +571,73 @@ pub fn pattern(n: usize, seed: u64) -> Vec<u8> {
 }
 
 // ---------------------------------------------------------------------------
+// Transport header (proxy-runtime.md §7.1), encoded independently of the proxy
+// ---------------------------------------------------------------------------
+
+/// `transport.l5d.io.Header`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct WireHeader {
+    #[prost(int32, tag = "1")]
+    port: i32,
+    #[prost(string, tag = "2")]
+    name: String,
+    #[prost(message, optional, tag = "3")]
+    session_protocol: Option<WireSession>,
+}
+
+/// `transport.l5d.io.SessionProtocol`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct WireSession {
+    #[prost(oneof = "WireKind", tags = "1, 2")]
+    kind: Option<WireKind>,
+}
+
+/// The session protocol's oneof.
+#[derive(Clone, PartialEq, prost::Oneof)]
+enum WireKind {
+    #[prost(message, tag = "1")]
+    Http1(WireEmpty),
+    #[prost(message, tag = "2")]
+    Http2(WireEmpty),
+}
+
+/// An empty message.
+#[derive(Clone, Copy, PartialEq, prost::Message)]
+struct WireEmpty {}
+
+/// The session protocol a transport header announces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Session {
+    /// HTTP/1.x follows.
+    Http1,
+    /// HTTP/2 follows.
+    Http2,
+    /// Opaque bytes follow (no session protocol field).
+    Opaque,
+}
+
+/// The bytes a client proxy writes first on a direct connection to a peer's
+/// inbound port: preface, big-endian u32 length, protobuf header.
+pub fn transport_header(port: u16, session: Session) -> Vec<u8> {
+    use prost::Message as _;
+    let kind = match session {
+        Session::Http1 => Some(WireKind::Http1(WireEmpty {})),
+        Session::Http2 => Some(WireKind::Http2(WireEmpty {})),
+        Session::Opaque => None,
+    };
+    let msg = WireHeader {
+        port: i32::from(port),
+        name: String::new(),
+        session_protocol: kind.map(|k| WireSession { kind: Some(k) }),
+    }
+    .encode_to_vec();
+    let mut out = b"transport.l5d.io/v1\r\n\r\n".to_vec();
+    out.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+    out.extend_from_slice(&msg);
+    out
+}
+
+// ---------------------------------------------------------------------------
 // Backends
 // ---------------------------------------------------------------------------
 
@@ -609,7 +681,9 @@ impl HttpBackend {
                         let svc = service_fn(move |req| {
                             let (hits, delay_ms, name) =
                                 (hits.clone(), delay_ms.clone(), name.clone());
-                            async move { Ok::<_, Infallible>(answer(req, &name, &hits, &delay_ms).await) }
+                            async move {
+                                Ok::<_, Infallible>(answer(req, &name, &hits, &delay_ms).await)
+                            }
                         });
                         let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                             .serve_connection_with_upgrades(TokioIo::new(stream), svc)
@@ -673,7 +747,10 @@ async fn answer(
     };
     Response::builder()
         .header("x-backend", name)
-        .header("x-saw-dst-override", if saw_override { "yes" } else { "no" })
+        .header(
+            "x-saw-dst-override",
+            if saw_override { "yes" } else { "no" },
+        )
         .header("x-version", version)
         .body(Full::new(out))
         .unwrap()
@@ -850,12 +927,18 @@ impl Mesh {
         let net = Net::new();
         let mut cp = ControlPlane::create(net.addr(2, 8086));
         let pod_ips: Vec<Ipv4Addr> = (0..pods).map(|i| net.ip(11 + i)).collect();
-        cp.write("svc.yaml", &service_yaml("web", "default", None, 80, app_port));
+        cp.write(
+            "svc.yaml",
+            &service_yaml("web", "default", None, 80, app_port),
+        );
         let mut servers = Vec::new();
         let dst = cp.addr.to_string();
         if meshed {
             for (i, ip) in pod_ips.iter().enumerate() {
-                cp.write(&format!("pod-{i}.yaml"), &pod_yaml(&format!("web-{i}"), "default", *ip));
+                cp.write(
+                    &format!("pod-{i}.yaml"),
+                    &pod_yaml(&format!("web-{i}"), "default", *ip),
+                );
             }
         }
         let eps: Vec<SliceEndpoint> = pod_ips
@@ -930,11 +1013,18 @@ impl Mesh {
         let ok = eventually(Duration::from_secs(10), || {
             let client = client.clone();
             async move {
-                matches!(get_via(&client, out, WEB_FQDN).await, Ok((StatusCode::OK, _, _)))
+                matches!(
+                    get_via(&client, out, WEB_FQDN).await,
+                    Ok((StatusCode::OK, _, _))
+                )
             }
         })
         .await;
-        assert!(ok, "web never became routable:\n{}", self.client.process.output());
+        assert!(
+            ok,
+            "web never became routable:\n{}",
+            self.client.process.output()
+        );
     }
 }
 

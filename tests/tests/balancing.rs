@@ -30,7 +30,10 @@ async fn slow_endpoint_gets_little_traffic() {
                 tasks.push(tokio::spawn(async move {
                     let t = Instant::now();
                     let r = get_via(&client, out, WEB_FQDN).await;
-                    (t.elapsed(), r.map(|(s, b, _)| (s, b)).map_err(|e| e.to_string()))
+                    (
+                        t.elapsed(),
+                        r.map(|(s, b, _)| (s, b)).map_err(|e| e.to_string()),
+                    )
                 }));
             }
             let mut out = Vec::new();
@@ -42,7 +45,9 @@ async fn slow_endpoint_gets_little_traffic() {
     };
 
     let warm = run(3).await;
-    assert!(warm.iter().all(|(_, r)| matches!(r, Ok((http::StatusCode::OK, _)))));
+    assert!(warm
+        .iter()
+        .all(|(_, r)| matches!(r, Ok((http::StatusCode::OK, _)))));
     let measured = run(5).await;
     let mut by_backend: HashMap<String, usize> = HashMap::new();
     let mut hist = hdrhistogram::Histogram::<u64>::new(3).unwrap();
@@ -56,13 +61,22 @@ async fn slow_endpoint_gets_little_traffic() {
     assert!(total > 500, "only {total} requests measured");
     let slow = by_backend.get("pod-2").copied().unwrap_or(0);
     let p99 = Duration::from_micros(hist.value_at_quantile(0.99));
-    eprintln!("balancing: {by_backend:?}, p50 {:?}, p99 {p99:?}", Duration::from_micros(hist.value_at_quantile(0.5)));
+    eprintln!(
+        "balancing: {by_backend:?}, p50 {:?}, p99 {p99:?}",
+        Duration::from_micros(hist.value_at_quantile(0.5))
+    );
     assert!(
         (slow as f64) < 0.10 * total as f64,
         "slow endpoint got {slow} of {total} requests: {by_backend:?}"
     );
     assert!(p99 < Duration::from_millis(25), "p99 {p99:?}");
     // The two fast endpoints share the rest.
-    assert!(by_backend.get("pod-0").copied().unwrap_or(0) > total / 5, "{by_backend:?}");
-    assert!(by_backend.get("pod-1").copied().unwrap_or(0) > total / 5, "{by_backend:?}");
+    assert!(
+        by_backend.get("pod-0").copied().unwrap_or(0) > total / 5,
+        "{by_backend:?}"
+    );
+    assert!(
+        by_backend.get("pod-1").copied().unwrap_or(0) > total / 5,
+        "{by_backend:?}"
+    );
 }

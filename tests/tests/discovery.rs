@@ -22,9 +22,17 @@ async fn endpoint_added_under_load_gets_traffic_within_1s() {
     let waited = added.elapsed();
     // Keep the load on a little longer to see the balancer spread it.
     let before = newcomer.hits();
-    assert!(eventually(Duration::from_secs(3), || async { newcomer.hits() > before + 10 }).await);
+    assert!(
+        eventually(Duration::from_secs(3), || async {
+            newcomer.hits() > before + 10
+        })
+        .await
+    );
     let samples = load.stop().await;
-    assert!(reached, "new endpoint got no traffic within 1s (waited {waited:?})");
+    assert!(
+        reached,
+        "new endpoint got no traffic within 1s (waited {waited:?})"
+    );
     assert_no_failures(&samples);
 }
 
@@ -45,7 +53,10 @@ async fn endpoint_removed_under_load_is_drained_without_failures() {
     let mut quiet_since = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(3);
     while quiet_since.elapsed() < Duration::from_millis(300) {
-        assert!(Instant::now() < deadline, "removed endpoint kept getting traffic");
+        assert!(
+            Instant::now() < deadline,
+            "removed endpoint kept getting traffic"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
         let h = backends[2].hits();
         if h != last {
@@ -65,7 +76,11 @@ async fn endpoint_removed_under_load_is_drained_without_failures() {
         .await
     );
     let samples = load.stop().await;
-    assert_eq!(backends[2].hits(), last, "removed endpoint got traffic again");
+    assert_eq!(
+        backends[2].hits(),
+        last,
+        "removed endpoint got traffic again"
+    );
     assert_no_failures(&samples);
     assert!(samples.iter().any(|s| s.backend == "pod-2"));
 }
@@ -85,11 +100,19 @@ async fn destination_outage_keeps_last_endpoints() {
     let at_kill = load.count();
     // The outage lasts a fixed second of load (this is the scenario, not a wait).
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(load.count() > at_kill + 50, "load stalled during the outage");
+    assert!(
+        load.count() > at_kill + 50,
+        "load stalled during the outage"
+    );
 
     mesh.cp.restart().await;
     let at_restart = load.count();
-    assert!(eventually(Duration::from_secs(5), || async { load.count() > at_restart + 100 }).await);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            load.count() > at_restart + 100
+        })
+        .await
+    );
 
     // A change made after the restart is picked up (after the proxy's
     // reconnect backoff).

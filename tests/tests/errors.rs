@@ -63,11 +63,13 @@ async fn grpc_to_no_endpoints_is_trailers_only_unavailable() {
     .await
     .unwrap();
     tokio::spawn(conn);
-    let req = Request::post(format!("http://{WEB_AUTHORITY}/grpc.health.v1.Health/Check"))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(Full::new(Bytes::from_static(&[0, 0, 0, 0, 0])))
-        .unwrap();
+    let req = Request::post(format!(
+        "http://{WEB_AUTHORITY}/grpc.health.v1.Health/Check"
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(Full::new(Bytes::from_static(&[0, 0, 0, 0, 0])))
+    .unwrap();
     let rsp = tokio::time::timeout(Duration::from_secs(10), send.send_request(req))
         .await
         .unwrap()
@@ -89,7 +91,9 @@ async fn grpc_to_no_endpoints_is_trailers_only_unavailable() {
         .await
         .unwrap();
     let err = tonic_health::pb::health_client::HealthClient::new(ch)
-        .check(tonic_health::pb::HealthCheckRequest { service: "web".into() })
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "web".into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unavailable);
@@ -122,9 +126,11 @@ async fn garbage_does_not_crash_the_proxies() {
         send_garbage(mesh.servers[0].inbound, j).await;
         send_garbage(mesh.client.admin, j).await;
     }
-    assert!(mesh.client.process.output().find("panicked").is_none());
-    assert!(mesh.servers[0].process.output().find("panicked").is_none());
-    let (status, backend, _) = get_via(&http1_client(), mesh.client.outbound, WEB_FQDN).await.unwrap();
+    assert!(!mesh.client.process.output().contains("panicked"));
+    assert!(!mesh.servers[0].process.output().contains("panicked"));
+    let (status, backend, _) = get_via(&http1_client(), mesh.client.outbound, WEB_FQDN)
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::OK);
     assert_eq!(backend, "pod-0");
 }
@@ -150,7 +156,9 @@ async fn oversized_header_is_rejected_and_proxy_keeps_serving() {
         "expected 431 or a closed connection, got: {text}"
     );
 
-    let (status, _, _) = get_via(&http1_client(), mesh.client.outbound, WEB_FQDN).await.unwrap();
+    let (status, _, _) = get_via(&http1_client(), mesh.client.outbound, WEB_FQDN)
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -179,9 +187,16 @@ async fn slow_client_does_not_block_others() {
         let t = Instant::now();
         let (status, _, _) = get_via(&client, out, WEB_FQDN).await.unwrap();
         assert_eq!(status, StatusCode::OK);
-        assert!(t.elapsed() < Duration::from_millis(500), "a request took {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "a request took {:?}",
+            t.elapsed()
+        );
     }
-    assert!(!slow.is_finished(), "the slow client should still be trickling");
+    assert!(
+        !slow.is_finished(),
+        "the slow client should still be trickling"
+    );
     assert!(started.elapsed() < Duration::from_secs(2));
     slow.await.unwrap();
 }

@@ -82,19 +82,31 @@ async fn unary_streaming_and_error_status() {
         metric_sum(
             &m,
             "response_total",
-            &[("direction", "outbound"), ("authority", WEB_AUTHORITY), ("grpc_status", "5")],
+            &[
+                ("direction", "outbound"),
+                ("authority", WEB_AUTHORITY),
+                ("grpc_status", "5"),
+            ],
         ) == 1.0
             && metric_sum(
                 &m,
                 "response_total",
-                &[("direction", "outbound"), ("grpc_status", "0"), ("classification", "success")],
+                &[
+                    ("direction", "outbound"),
+                    ("grpc_status", "0"),
+                    ("classification", "success"),
+                ],
             ) >= 2.0
     })
     .await;
     assert!(ok, "client metrics:\n{}", mesh.client.metrics().await);
     let m = mesh.servers[0].metrics().await;
     assert_eq!(
-        metric_sum(&m, "response_total", &[("direction", "inbound"), ("grpc_status", "5")]),
+        metric_sum(
+            &m,
+            "response_total",
+            &[("direction", "inbound"), ("grpc_status", "5")]
+        ),
         1.0,
         "server metrics:\n{m}"
     );

@@ -22,7 +22,10 @@ async fn curl_and_hyper_through_two_proxies_with_metrics() {
     let (ok, out, err) = curl(&["-H", &format!("Host: {WEB_FQDN}"), "-D", "-", &url]).await;
     assert!(ok, "curl failed: {err}");
     assert!(out.starts_with("HTTP/1.1 200"), "curl got: {out}");
-    assert!(out.to_ascii_lowercase().contains("x-backend: pod-"), "{out}");
+    assert!(
+        out.to_ascii_lowercase().contains("x-backend: pod-"),
+        "{out}"
+    );
 
     let client = http1_client();
     for _ in 0..20 {
@@ -112,7 +115,9 @@ async fn chunked_post_streams_through() {
 
     // A body of unknown length (chunked), sent in pieces with pauses.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(4);
-    let chunks: Vec<Vec<u8>> = (0..8).map(|i| pattern(10_000 + i * 1000, i as u64 + 1)).collect();
+    let chunks: Vec<Vec<u8>> = (0..8)
+        .map(|i| pattern(10_000 + i * 1000, i as u64 + 1))
+        .collect();
     let expected: Vec<u8> = chunks.concat();
     tokio::spawn(async move {
         for c in chunks {

@@ -54,14 +54,21 @@ async fn many_concurrent_streams_on_one_connection() {
     }
     // Sequentially this would take 64 * 200 ms; concurrently about 200 ms.
     let elapsed = started.elapsed();
-    assert!(elapsed < Duration::from_secs(3), "streams were serialized: {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "streams were serialized: {elapsed:?}"
+    );
     assert_eq!(
         backends.iter().map(HttpBackend::hits).sum::<u64>(),
         STREAMS as u64 + 1
     );
     let m = mesh.client.metrics().await;
     assert_eq!(
-        metric_sum(&m, "request_total", &[("direction", "outbound"), ("authority", WEB_AUTHORITY)]),
+        metric_sum(
+            &m,
+            "request_total",
+            &[("direction", "outbound"), ("authority", WEB_AUTHORITY)]
+        ),
         STREAMS as f64 + 1.0,
         "{m}"
     );
@@ -95,11 +102,15 @@ async fn authority_naming_the_proxy_itself_is_a_loop() {
     let mesh = Mesh::start(1, 8080, false, &[]).await;
     let _b = mesh.http_backends().await;
     let client = h2c_client();
-    let (status, backend, body) = get_via(&client, mesh.client.outbound, WEB_FQDN).await.unwrap();
+    let (status, backend, body) = get_via(&client, mesh.client.outbound, WEB_FQDN)
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::LOOP_DETECTED, "{body:?}");
     assert!(backend.is_empty());
     // And the proxy still serves a proper h2 request afterwards.
-    let tcp = tokio::net::TcpStream::connect(mesh.client.outbound).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(mesh.client.outbound)
+        .await
+        .unwrap();
     let (mut send, conn) = hyper::client::conn::http2::handshake::<_, _, Full<Bytes>>(
         TokioExecutor::new(),
         TokioIo::new(tcp),
@@ -108,7 +119,11 @@ async fn authority_naming_the_proxy_itself_is_a_loop() {
     .unwrap();
     tokio::spawn(conn);
     let rsp = send
-        .send_request(Request::get(format!("http://{WEB_FQDN}/")).body(Full::new(Bytes::new())).unwrap())
+        .send_request(
+            Request::get(format!("http://{WEB_FQDN}/"))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(rsp.status(), StatusCode::OK);

@@ -15,7 +15,7 @@ use wisp_tests::*;
 /// header for `port`.
 async fn direct_opaque(inbound: SocketAddr, port: u16) -> TcpStream {
     let mut s = TcpStream::connect(inbound).await.unwrap();
-    s.write_all(&Header::new(port, Session::Opaque).encode_frame())
+    s.write_all(&transport_header(port, Session::Opaque))
         .await
         .unwrap();
     s
@@ -99,10 +99,15 @@ async fn outbound_opaque_without_original_destination_is_closed() {
     let net = Net::new();
     let proxy = Proxy::start(net.ip(10), &net.addr(2, 8086).to_string(), &[]).await;
     let mut s = TcpStream::connect(proxy.outbound).await.unwrap();
-    s.write_all(b"\x16\x03\x01 not http at all, just opaque bytes").await.unwrap();
+    s.write_all(b"\x16\x03\x01 not http at all, just opaque bytes")
+        .await
+        .unwrap();
     let mut buf = Vec::new();
     let r = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
-    assert!(r.is_ok(), "outbound proxy kept an opaque connection without a target open");
+    assert!(
+        r.is_ok(),
+        "outbound proxy kept an opaque connection without a target open"
+    );
     assert!(buf.is_empty());
-    assert_eq!(proxy.process.output().contains("panicked"), false);
+    assert!(!proxy.process.output().contains("panicked"));
 }

@@ -29,9 +29,17 @@ async fn echo_via(proxy: SocketAddr, host: &str) {
         ws.send(Message::text(text.clone())).await.unwrap();
         let bin = pattern(100 + i as usize * 3000, u64::from(i) + 1);
         ws.send(Message::binary(bin.clone())).await.unwrap();
-        let a = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap().unwrap().unwrap();
+        let a = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         assert_eq!(a.into_text().unwrap().as_str(), text);
-        let b = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap().unwrap().unwrap();
+        let b = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         assert_eq!(b.into_data().as_ref(), bin.as_slice());
     }
     ws.close(None).await.unwrap();

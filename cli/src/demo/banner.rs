@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::topology::{Workload, ADMIN_PORT, APP_PORT, INBOUND_PORT, OUTBOUND_PORT, SERVICE_HOST};
+use super::warmup;
 
 /// A started backend application.
 pub struct App {
@@ -41,6 +42,8 @@ pub struct Banner<'a> {
     pub rate: u32,
     /// How long the load runs (`None`: until Ctrl-C).
     pub duration: Option<Duration>,
+    /// What the end-to-end check saw.
+    pub check: &'a warmup::Report,
 }
 
 impl Banner<'_> {
@@ -78,6 +81,16 @@ impl Banner<'_> {
             );
         }
         println!("  logs         {}", self.logs.display());
+        let answered: Vec<&str> = self.check.answered.iter().map(String::as_str).collect();
+        println!(
+            "  mesh check   {}/{} concurrent requests answered 200, by {}",
+            self.check.ok,
+            self.check.sent,
+            answered.join(", ")
+        );
+        if let Some(e) = &self.check.first_error {
+            println!("               first failure: {e}");
+        }
         println!();
         if let Some(client) = self.proxies.last() {
             let out = client.workload.addr(OUTBOUND_PORT);

@@ -12,7 +12,8 @@
 //! * [`topology`] says who runs where; [`manifests`] writes them as YAML;
 //! * [`ports`] checks the addresses are free; [`workdir`] owns the temp dir;
 //! * [`children`] spawns and always stops the child processes;
-//! * [`ready`] waits for them; [`banner`] says what is running;
+//! * [`ready`] waits for them; [`warmup`] checks the path end to end;
+//! * [`banner`] says what is running;
 //! * [`load`] sends the traffic; [`stats`] turns it into per-second lines;
 //! * [`metrics`] reads the client proxy's own counters at the end;
 //! * [`backend`] is the hidden `wisp demo backend` mode each backend runs;
@@ -31,6 +32,7 @@ mod ready;
 mod session;
 mod stats;
 mod topology;
+mod warmup;
 mod workdir;
 
 use std::path::PathBuf;

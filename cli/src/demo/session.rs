@@ -16,11 +16,11 @@ use super::load::Load;
 use super::ready::{Probe, Wait};
 use super::stats::{Stats, Window};
 use super::topology::{
-    self, Workload, ADMIN_PORT, APP_PORT, BACKENDS, CLIENT, INBOUND_PORT, NAMESPACE,
-    OUTBOUND_PORT, SERVICE_HOST, SLOW_BACKEND,
+    self, Workload, ADMIN_PORT, APP_PORT, BACKENDS, CLIENT, INBOUND_PORT, NAMESPACE, OUTBOUND_PORT,
+    SERVICE_HOST, SLOW_BACKEND,
 };
 use super::workdir::WorkDir;
-use super::{http_get, manifests, metrics, ports, ready};
+use super::{http_get, manifests, metrics, ports, ready, warmup};
 
 /// How long the children get to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -43,10 +43,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     let wisp = std::env::current_exe().context("cannot find the wisp executable")?;
     let proxy_bin = proxy_binary(&wisp, opts.proxy_bin.clone())?;
     ports::check_free(&needed_addrs())?;
-    let destination = SocketAddr::new(
-        IpAddr::V4(Ipv4Addr::LOCALHOST),
-        ports::free_local_port()?,
-    );
+    let destination = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), ports::free_local_port()?);
 
     let workdir = WorkDir::create()?;
     manifests::write_all(&workdir.manifests(), &BACKENDS)?;
@@ -164,6 +161,16 @@ async fn demo(
     }
 
     ready::wait_all(children, &waits, READY_TIMEOUT).await?;
+    let url = format!("http://{}/", CLIENT.addr(OUTBOUND_PORT));
+    let pods: Vec<&str> = BACKENDS.iter().map(|b| b.name).collect();
+    let check = warmup::run(&url, SERVICE_HOST, &pods).await;
+    if check.ok == 0 {
+        anyhow::bail!(
+            "no request through the mesh succeeded ({}){}",
+            check.first_error.as_deref().unwrap_or("no answer"),
+            children.log_tail(&format!("{} proxy", CLIENT.name))
+        );
+    }
     Banner {
         destination: (programs.destination, dst_pid),
         manifests: &manifests,
@@ -172,16 +179,12 @@ async fn demo(
         proxies,
         rate: opts.rate,
         duration: opts.duration,
+        check: &check,
     }
     .print();
 
     let stats = Arc::new(Stats::default());
-    let load = Load::start(
-        format!("http://{}/", CLIENT.addr(OUTBOUND_PORT)),
-        SERVICE_HOST.to_string(),
-        opts.rate,
-        stats.clone(),
-    );
+    let load = Load::start(url, SERVICE_HOST.to_string(), opts.rate, stats.clone());
     let mut totals = report(children, &stats, opts.duration).await?;
     load.stop().await;
     totals.add(&stats.take());
@@ -200,10 +203,22 @@ async fn demo(
 fn proxy_command(proxy: &Path, w: Workload, destination: SocketAddr) -> Command {
     let mut cmd = Command::new(proxy);
     cmd.env("LINKERD2_PROXY_IDENTITY_DISABLED", "1")
-        .env("LINKERD2_PROXY_DESTINATION_SVC_ADDR", destination.to_string())
-        .env("LINKERD2_PROXY_INBOUND_LISTEN_ADDR", w.addr(INBOUND_PORT).to_string())
-        .env("LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR", w.addr(OUTBOUND_PORT).to_string())
-        .env("LINKERD2_PROXY_ADMIN_LISTEN_ADDR", w.addr(ADMIN_PORT).to_string())
+        .env(
+            "LINKERD2_PROXY_DESTINATION_SVC_ADDR",
+            destination.to_string(),
+        )
+        .env(
+            "LINKERD2_PROXY_INBOUND_LISTEN_ADDR",
+            w.addr(INBOUND_PORT).to_string(),
+        )
+        .env(
+            "LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR",
+            w.addr(OUTBOUND_PORT).to_string(),
+        )
+        .env(
+            "LINKERD2_PROXY_ADMIN_LISTEN_ADDR",
+            w.addr(ADMIN_PORT).to_string(),
+        )
         .env(
             "LINKERD2_PROXY_DESTINATION_CONTEXT",
             format!(
@@ -296,7 +311,10 @@ async fn print_proxy_summary() {
         }
     };
     let by_pod = metrics::outbound_requests_by_pod(&text);
-    println!("the client proxy counted (request_total{{direction=\"outbound\"}} from {url}):");
+    println!(
+        "the client proxy counted (request_total{{direction=\"outbound\"}} from {url}, \
+         mesh check included):"
+    );
     for (pod, n) in &by_pod {
         println!("  dst_pod={pod:<10} {n}");
     }

@@ -95,7 +95,11 @@ impl Window {
             let n = self.pods.get(*name).copied().unwrap_or(0);
             pods.push_str(&format!("  {name} {:>3.0}%", share(n)));
         }
-        for (name, &n) in self.pods.iter().filter(|(k, _)| !known.contains(&k.as_str())) {
+        for (name, &n) in self
+            .pods
+            .iter()
+            .filter(|(k, _)| !known.contains(&k.as_str()))
+        {
             pods.push_str(&format!("  {name} {:>3.0}%", share(n)));
         }
         format!(
@@ -150,11 +154,18 @@ mod tests {
             w.record(answered("web-a"), Duration::from_millis(1));
         }
         w.record(answered("web-c"), Duration::from_millis(50));
-        let line = w.line(Duration::from_secs(2), Duration::from_secs(1), &["web-a", "web-b", "web-c"]);
+        let line = w.line(
+            Duration::from_secs(2),
+            Duration::from_secs(1),
+            &["web-a", "web-b", "web-c"],
+        );
         assert!(line.contains("   4.0 req/s"), "{line}");
         assert!(line.contains("success 100.0%"), "{line}");
         assert!(line.contains("p50   1.00ms"), "{line}");
-        assert!(line.contains("web-a  75%  web-b   0%  web-c  25%"), "{line}");
+        assert!(
+            line.contains("web-a  75%  web-b   0%  web-c  25%"),
+            "{line}"
+        );
     }
 
     #[test]

@@ -40,7 +40,7 @@ impl Workload {
 /// The load driver's workload.
 pub const CLIENT: Workload = Workload {
     name: "client",
-    ip: Ipv4Addr::new(127, 0, 0, 20),
+    ip: Ipv4Addr::new(127, 0, 0, 10),
 };
 
 /// The backends of service `web`.

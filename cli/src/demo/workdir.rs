@@ -19,8 +19,7 @@ impl WorkDir {
             .unwrap_or_default();
         let path =
             std::env::temp_dir().join(format!("wisp-demo-{}-{nonce:08x}", std::process::id()));
-        std::fs::create_dir(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
+        std::fs::create_dir(&path).with_context(|| format!("cannot create {}", path.display()))?;
         let dir = WorkDir { path };
         for sub in [dir.manifests(), dir.logs()] {
             std::fs::create_dir(&sub)

@@ -1,0 +1,338 @@
+//! The certificate authority: trust anchors plus an issuer that signs
+//! workload leaf certificates from CSRs.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use rcgen::{
+    CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    SerialNumber,
+};
+use ring::rand::{SecureRandom, SystemRandom};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use time::OffsetDateTime;
+use x509_parser::certificate::X509Certificate;
+use x509_parser::prelude::FromDer;
+
+use crate::csr::Csr;
+use crate::files::{self, FileError};
+use crate::keys;
+
+/// Default lifetime of issued leaf certificates.
+pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+/// Default clock-skew allowance added on both ends of the validity window.
+pub const DEFAULT_SKEW: Duration = Duration::from_secs(20);
+
+/// How leaf certificates are dated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Validity {
+    /// Leaf lifetime (NotAfter − now, before skew).
+    pub lifetime: Duration,
+    /// Clock-skew allowance (NotBefore = now − skew, NotAfter += skew).
+    pub skew: Duration,
+}
+
+impl Default for Validity {
+    fn default() -> Self {
+        Self {
+            lifetime: DEFAULT_LIFETIME,
+            skew: DEFAULT_SKEW,
+        }
+    }
+}
+
+/// Why a CA could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    /// A file is missing, unreadable or unacceptable.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// The in-memory material is unacceptable.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Why a certificate was not issued; each maps to one gRPC code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IssueError {
+    /// The CSR does not parse or its signature does not verify.
+    #[error("{0}")]
+    BadCsr(String),
+    /// The CSR's names break the rules.
+    #[error("{0}")]
+    Names(String),
+    /// The CSR's public key is not ECDSA P-256.
+    #[error("{0}")]
+    Key(String),
+    /// The issuer cannot sign (expired, or signing failed).
+    #[error("{0}")]
+    Issuer(String),
+}
+
+/// A freshly issued leaf certificate.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The leaf certificate (DER).
+    pub leaf: CertificateDer<'static>,
+    /// The rest of the chain (DER): `[issuer]`.
+    pub intermediates: Vec<CertificateDer<'static>>,
+    /// The leaf's NotAfter.
+    pub valid_until: SystemTime,
+    /// The leaf's serial number.
+    pub serial: u64,
+}
+
+/// Trust anchors and an issuer able to sign leaf certificates.
+pub struct Ca {
+    trust_anchors: Vec<CertificateDer<'static>>,
+    issuer_der: CertificateDer<'static>,
+    issuer: Issuer<'static, KeyPair>,
+    /// Earliest NotAfter of the issuer and the anchor it chains to.
+    chain_not_after: OffsetDateTime,
+    validity: Validity,
+    next_serial: AtomicU64,
+    issued: AtomicU64,
+}
+
+impl std::fmt::Debug for Ca {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ca")
+            .field("trust_anchors", &self.trust_anchors.len())
+            .field("chain_not_after", &self.chain_not_after)
+            .field("validity", &self.validity)
+            .field("issued", &self.issued_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ca {
+    /// Loads the trust anchors bundle, the issuer certificate (first PEM
+    /// block) and the issuer key; errors name the offending file.
+    pub fn load(
+        trust_anchors: &Path,
+        issuer_cert: &Path,
+        issuer_key: &Path,
+        validity: Validity,
+    ) -> Result<Self, CaError> {
+        let anchors = files::read_certs(trust_anchors)?;
+        for (i, anchor) in anchors.iter().enumerate() {
+            check_anchor(anchor).map_err(|e| {
+                FileError::invalid(trust_anchors, format!("certificate #{}: {e}", i + 1))
+            })?;
+        }
+        let issuer_der = files::read_certs(issuer_cert)?.swap_remove(0);
+        let chain_not_after = check_issuer(&issuer_der, &anchors)
+            .map_err(|e| FileError::invalid(issuer_cert, e))?;
+        let key = files::read_private_key(issuer_key)?;
+        let key = keys::p256_signing_key(&key).map_err(|e| FileError::invalid(issuer_key, e))?;
+        let ca = Self::assemble(anchors, issuer_der, key, chain_not_after, validity)
+            .map_err(|e| FileError::invalid(issuer_key, e))?;
+        Ok(ca)
+    }
+
+    /// Loads `ca.crt`, `issuer.crt` and `issuer.key` from an identity directory.
+    pub fn load_dir(dir: &Path, validity: Validity) -> Result<Self, CaError> {
+        Self::load(
+            &dir.join(files::TRUST_ANCHORS),
+            &dir.join(files::ISSUER_CERT),
+            &dir.join(files::ISSUER_KEY),
+            validity,
+        )
+    }
+
+    /// Builds a CA from in-memory DER material, with the same checks as [`Ca::load`].
+    pub fn from_der(
+        trust_anchors: Vec<CertificateDer<'static>>,
+        issuer_cert: CertificateDer<'static>,
+        issuer_key: &PrivateKeyDer<'_>,
+        validity: Validity,
+    ) -> Result<Self, CaError> {
+        if trust_anchors.is_empty() {
+            return Err(CaError::Invalid("no trust anchors".into()));
+        }
+        for anchor in &trust_anchors {
+            check_anchor(anchor).map_err(|e| CaError::Invalid(format!("trust anchor: {e}")))?;
+        }
+        let chain_not_after = check_issuer(&issuer_cert, &trust_anchors)
+            .map_err(|e| CaError::Invalid(format!("issuer certificate: {e}")))?;
+        let key = keys::p256_signing_key(issuer_key)
+            .map_err(|e| CaError::Invalid(format!("issuer key: {e}")))?;
+        Self::assemble(trust_anchors, issuer_cert, key, chain_not_after, validity)
+            .map_err(|e| CaError::Invalid(format!("issuer key: {e}")))
+    }
+
+    fn assemble(
+        trust_anchors: Vec<CertificateDer<'static>>,
+        issuer_der: CertificateDer<'static>,
+        key: KeyPair,
+        chain_not_after: OffsetDateTime,
+        validity: Validity,
+    ) -> Result<Self, String> {
+        let (_, cert) = X509Certificate::from_der(&issuer_der)
+            .map_err(|e| format!("issuer certificate does not parse: {e}"))?;
+        if cert.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
+            return Err("the key does not belong to the issuer certificate".into());
+        }
+        let issuer = Issuer::from_ca_cert_der(&issuer_der, key)
+            .map_err(|e| format!("issuer certificate unusable: {e}"))?;
+        Ok(Self {
+            trust_anchors,
+            issuer_der,
+            issuer,
+            chain_not_after,
+            validity,
+            next_serial: AtomicU64::new(random_serial_seed()),
+            issued: AtomicU64::new(0),
+        })
+    }
+
+    /// The trust anchors (DER).
+    pub fn trust_anchors(&self) -> &[CertificateDer<'static>] {
+        &self.trust_anchors
+    }
+
+    /// The issuer certificate (DER).
+    pub fn issuer_cert(&self) -> &CertificateDer<'static> {
+        &self.issuer_der
+    }
+
+    /// How many certificates this CA has issued.
+    pub fn issued_count(&self) -> u64 {
+        self.issued.load(Ordering::Relaxed)
+    }
+
+    /// Checks `csr_der` (signature, names, key) and issues a leaf for `identity`.
+    pub fn issue(&self, identity: &str, csr_der: &[u8]) -> Result<Issued, IssueError> {
+        let csr = Csr::parse(csr_der).map_err(IssueError::BadCsr)?;
+        csr.check_names(identity).map_err(IssueError::Names)?;
+        self.issue_checked(identity, csr)
+    }
+
+    /// Issues a leaf for a CSR whose names were already checked against
+    /// `identity` ([`Csr::check_names`]); checks the key and signs.
+    pub fn issue_checked(&self, identity: &str, csr: Csr) -> Result<Issued, IssueError> {
+        csr.check_key().map_err(IssueError::Key)?;
+        let now = OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .map_err(|e| IssueError::Issuer(e.to_string()))?;
+        if self.chain_not_after <= now {
+            return Err(IssueError::Issuer(format!(
+                "the issuer certificate chain expired at {}",
+                rfc3339(self.chain_not_after)
+            )));
+        }
+        let skew = to_time(self.validity.skew);
+        let lifetime = to_time(self.validity.lifetime);
+        let not_after = now
+            .checked_add(lifetime)
+            .and_then(|t| t.checked_add(skew))
+            .map_or(self.chain_not_after, |t| t.min(self.chain_not_after));
+        let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
+
+        let mut params = CertificateParams::default();
+        params.distinguished_name = csr.params.params.distinguished_name.clone();
+        params.subject_alt_names = vec![rcgen::SanType::DnsName(
+            identity
+                .try_into()
+                .map_err(|e| IssueError::Names(format!("identity {identity:?}: {e}")))?,
+        )];
+        params.not_before = now.checked_sub(skew).unwrap_or(now);
+        params.not_after = not_after;
+        params.serial_number = Some(SerialNumber::from(serial));
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.use_authority_key_identifier_extension = true;
+        let mut request = csr.params;
+        request.params = params;
+        let leaf = request
+            .signed_by(&self.issuer)
+            .map_err(|e| IssueError::Issuer(format!("signing failed: {e}")))?;
+        self.issued.fetch_add(1, Ordering::Relaxed);
+        Ok(Issued {
+            leaf: leaf.der().clone(),
+            intermediates: vec![self.issuer_der.clone()],
+            valid_until: SystemTime::from(not_after),
+            serial,
+        })
+    }
+}
+
+/// A trust anchor must parse and be a CA.
+fn check_anchor(der: &CertificateDer<'_>) -> Result<(), String> {
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|e| format!("does not parse: {e}"))?;
+    if !cert.is_ca() {
+        return Err(format!("{} is not a CA certificate", cert.subject()));
+    }
+    Ok(())
+}
+
+/// The issuer must be a P-256 CA, unexpired, and be a trust anchor or be
+/// signed by one. Returns the earliest NotAfter of issuer and anchor.
+fn check_issuer(
+    der: &CertificateDer<'_>,
+    anchors: &[CertificateDer<'static>],
+) -> Result<OffsetDateTime, String> {
+    let (_, issuer) =
+        X509Certificate::from_der(der).map_err(|e| format!("does not parse: {e}"))?;
+    if !issuer.is_ca() {
+        return Err(format!("{} is not a CA certificate", issuer.subject()));
+    }
+    if let Ok(Some(ku)) = issuer.key_usage() {
+        if !ku.value.key_cert_sign() {
+            return Err(format!("{} may not sign certificates (key usage)", issuer.subject()));
+        }
+    }
+    keys::require_p256(issuer.public_key()).map_err(|e| format!("issuer {e}"))?;
+    let not_after = issuer.validity().not_after.to_datetime();
+    if not_after <= OffsetDateTime::now_utc() {
+        return Err(format!("{} expired at {}", issuer.subject(), rfc3339(not_after)));
+    }
+    for anchor_der in anchors {
+        let Ok((_, anchor)) = X509Certificate::from_der(anchor_der) else {
+            continue;
+        };
+        let signed = anchor_der.as_ref() == der.as_ref()
+            || (anchor.subject() == issuer.issuer()
+                && issuer.verify_signature(Some(anchor.public_key())).is_ok());
+        if signed {
+            return Ok(not_after.min(anchor.validity().not_after.to_datetime()));
+        }
+    }
+    Err(format!(
+        "{} (issued by {}) does not chain to any trust anchor",
+        issuer.subject(),
+        issuer.issuer()
+    ))
+}
+
+fn random_serial_seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    if SystemRandom::new().fill(&mut bytes).is_err() {
+        // No system RNG: fall back to the clock; serials stay unique per run.
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        bytes = (nanos as u64).to_be_bytes();
+    }
+    (u64::from_be_bytes(bytes) >> 2) | 1
+}
+
+fn to_time(d: Duration) -> time::Duration {
+    time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
+}
+
+/// Formats a time as RFC 3339 (UTC), for messages.
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}

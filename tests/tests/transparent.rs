@@ -1,0 +1,387 @@
+//! Transparent mode: iptables REDIRECT (like linkerd proxy-init) in two
+//! network namespaces joined by a veth pair, proxies running as uid 2102.
+//!
+//! Needs root, `ip`, `iptables`, `setpriv` and `curl`; otherwise each test
+//! prints why and returns. Only 10.77.<n>.0/24 inside the test's own
+//! namespaces is used; the namespaces are deleted at the end.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use wisp_tests::*;
+
+const PROXY_UID: &str = "2102";
+
+static NEXT: AtomicU8 = AtomicU8::new(0);
+
+/// Runs a command, panicking with its output if it fails.
+fn run(args: &[&str]) -> String {
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Why these tests cannot run here, if they cannot.
+fn unsupported() -> Option<String> {
+    let uid = Command::new("id").arg("-u").output().ok()?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        return Some("not running as root".into());
+    }
+    for tool in ["ip", "iptables", "setpriv", "curl"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if !found {
+            return Some(format!("`{tool}` is not installed"));
+        }
+    }
+    None
+}
+
+/// Two namespaces `a` (10.77.n.1) and `b` (10.77.n.2) joined by a veth
+/// pair, each with proxy-init's rules; deleted on drop.
+struct Pods {
+    n: u8,
+    a: String,
+    b: String,
+}
+
+impl Pods {
+    fn create() -> Pods {
+        let seq = u32::from(NEXT.fetch_add(1, Ordering::SeqCst));
+        let pid = std::process::id();
+        // 1..=250, distinct for the (at most two) tests of this process.
+        let n = ((pid % 125) * 2 + seq % 2 + 1) as u8;
+        let tag = format!("{pid}-{n}");
+        let pods = Pods {
+            n,
+            a: format!("wisp-t-{tag}-a"),
+            b: format!("wisp-t-{tag}-b"),
+        };
+        // Remove leftovers of an earlier crashed run with the same names.
+        let _ = Command::new("ip").args(["netns", "del", &pods.a]).output();
+        let _ = Command::new("ip").args(["netns", "del", &pods.b]).output();
+        run(&["ip", "netns", "add", &pods.a]);
+        run(&["ip", "netns", "add", &pods.b]);
+        // Interface names are at most 15 bytes.
+        let va = format!("wt{}-{seq}a", pid % 1_000_000);
+        let vb = format!("wt{}-{seq}b", pid % 1_000_000);
+        run(&[
+            "ip", "link", "add", &va, "netns", &pods.a, "type", "veth", "peer", "name", &vb,
+            "netns", &pods.b,
+        ]);
+        for (ns, dev, host) in [(&pods.a, &va, 1), (&pods.b, &vb, 2)] {
+            let addr = format!("10.77.{n}.{host}/24");
+            run(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+            run(&["ip", "-n", ns, "addr", "add", &addr, "dev", dev]);
+            run(&["ip", "-n", ns, "link", "set", dev, "up"]);
+            pods.proxy_init(ns);
+        }
+        pods
+    }
+
+    /// linkerd proxy-init's rules (proxy-runtime.md §4) in namespace `ns`.
+    fn proxy_init(&self, ns: &str) {
+        let ipt = |rule: &str| {
+            let mut args = vec!["ip", "netns", "exec", ns, "iptables", "-w", "-t", "nat"];
+            args.extend(rule.split_whitespace());
+            run(&args);
+        };
+        ipt("-A PREROUTING -p tcp -m multiport --dports 4190,4191 -j RETURN");
+        ipt("-A PREROUTING -p tcp -j REDIRECT --to-port 4143");
+        ipt(&format!(
+            "-A OUTPUT -m owner --uid-owner {PROXY_UID} -j RETURN"
+        ));
+        ipt("-A OUTPUT -o lo -j RETURN");
+        ipt("-A OUTPUT -p tcp -j REDIRECT --to-port 4140");
+    }
+
+    fn ip(&self, host: u8) -> String {
+        format!("10.77.{}.{host}", self.n)
+    }
+
+    /// A command run inside namespace `ns`.
+    fn exec(ns: &str, program: &Path) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns]).arg(program);
+        c
+    }
+
+    /// `curl -sS <args>` inside `ns`: (success, stdout).
+    fn curl(ns: &str, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new("ip")
+            .args(["netns", "exec", ns, "curl", "-sS", "--max-time", "10"])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Starts a proxy in `ns` as uid 2102 and waits for `/ready`.
+    async fn proxy(ns: &str, env: &[(&str, &str)]) -> Process {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns, "setpriv"])
+            .args([
+                &format!("--reuid={PROXY_UID}"),
+                &format!("--regid={PROXY_UID}"),
+                "--clear-groups",
+            ])
+            .arg(proxy_binary())
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("LINKERD2_PROXY_IDENTITY_DISABLED", "1")
+            .env("LINKERD2_PROXY_DESTINATION_SVC_ADDR", "127.0.0.1:8086")
+            .env("LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR", "127.0.0.1:4140")
+            .env("LINKERD2_PROXY_INBOUND_LISTEN_ADDR", "0.0.0.0:4143")
+            .env("LINKERD2_PROXY_ADMIN_LISTEN_ADDR", "0.0.0.0:4191");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut p = Process::spawn(&format!("wisp-proxy in {ns}"), cmd);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (ok, out, _) = Pods::curl(ns, &["http://127.0.0.1:4191/ready"]);
+            if ok && out == "ready\n" {
+                break;
+            }
+            assert!(
+                p.exited().is_none(),
+                "proxy in {ns} exited:\n{}",
+                p.output()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "proxy in {ns} not ready:\n{}",
+                p.output()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        p
+    }
+
+    /// `/metrics` of the proxy in `ns`.
+    fn metrics(ns: &str) -> String {
+        let (ok, out, err) = Pods::curl(ns, &["http://127.0.0.1:4191/metrics"]);
+        assert!(ok, "{err}");
+        out
+    }
+
+    /// Starts an HTTP backend named `name` on `addr` inside `ns` (this test
+    /// binary, re-run as the `netns_backend` helper).
+    async fn backend(ns: &str, addr: &str, name: &str) -> Process {
+        let mut cmd = Pods::exec(ns, &std::env::current_exe().unwrap());
+        cmd.args(["--exact", "netns_backend", "--ignored", "--nocapture"])
+            .env("WISP_NS_BACKEND_ADDR", addr)
+            .env("WISP_NS_BACKEND_NAME", name);
+        let mut p = Process::spawn(&format!("backend in {ns}"), cmd);
+        let port = addr.rsplit_once(':').unwrap().1;
+        let url = format!("http://127.0.0.1:{port}/");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !Pods::curl(ns, &[&url]).0 {
+            assert!(p.exited().is_none(), "backend exited:\n{}", p.output());
+            assert!(Instant::now() < deadline, "backend in {ns} did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        p
+    }
+}
+
+impl Drop for Pods {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.a]).output();
+        let _ = Command::new("ip").args(["netns", "del", &self.b]).output();
+    }
+}
+
+/// The proxy binary, copied to a world-readable temp dir when uid 2102
+/// could not execute it in place.
+fn proxy_binary() -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = bin("wisp-proxy");
+    let reachable = p.ancestors().skip(1).all(|d| {
+        d.metadata()
+            .map(|m| m.permissions().mode() & 0o001 != 0)
+            .unwrap_or(false)
+    }) && p
+        .metadata()
+        .map(|m| m.permissions().mode() & 0o005 == 0o005)
+        .unwrap_or(false);
+    if reachable {
+        return p;
+    }
+    let dir = std::env::temp_dir().join(format!("wisp-bin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dst = dir.join("wisp-proxy");
+    if !dst.exists() {
+        std::fs::copy(&p, &dst).unwrap();
+        std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    dst
+}
+
+/// Helper, not a test: serves HTTP on `$WISP_NS_BACKEND_ADDR` until killed.
+#[tokio::test]
+#[ignore = "helper process for the transparent tests"]
+async fn netns_backend() {
+    let Ok(addr) = std::env::var("WISP_NS_BACKEND_ADDR") else {
+        return;
+    };
+    let name = std::env::var("WISP_NS_BACKEND_NAME").unwrap_or_default();
+    let addr: SocketAddr = addr.parse().unwrap();
+    let _b = HttpBackend::start(addr, &name).await;
+    std::future::pending::<()>().await;
+}
+
+/// A control plane in namespace `ns` on 127.0.0.1:8086 (run as root, so
+/// its own traffic and the proxy's lookups stay on loopback).
+async fn control_plane(ns: &str, dir: &Path) -> Process {
+    let mut cmd = Pods::exec(ns, &bin("wisp"));
+    cmd.args(["destination", "--source"])
+        .arg(format!("dir:{}", dir.display()))
+        .args(["--addr", "127.0.0.1:8086"]);
+    let mut p = Process::spawn(&format!("wisp destination in {ns}"), cmd);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // An HTTP/1 request to a gRPC server still gets an HTTP answer
+        // (or at least a connection), which shows the port is open.
+        let (_, _, err) = Pods::curl(ns, &["http://127.0.0.1:8086/"]);
+        if !err.contains("Connection refused") && !err.contains("Failed to connect") {
+            break;
+        }
+        assert!(p.exited().is_none(), "destination exited:\n{}", p.output());
+        assert!(Instant::now() < deadline, "destination did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    p
+}
+
+#[tokio::test]
+async fn iptables_redirect_through_two_proxies() {
+    if let Some(why) = unsupported() {
+        eprintln!("skipping transparent test: {why}");
+        return;
+    }
+    let pods = Pods::create();
+    let manifests = tempfile::tempdir().unwrap();
+    let _cp = control_plane(&pods.a, manifests.path()).await;
+    let _backend = Pods::backend(&pods.b, "0.0.0.0:8080", "b").await;
+    let _proxy_b = Pods::proxy(&pods.b, &[]).await;
+    let _proxy_a = Pods::proxy(&pods.a, &[]).await;
+
+    let target = format!("{}:8080", pods.ip(2));
+    let (ok, out, err) = Pods::curl(&pods.a, &["-D", "-", &format!("http://{target}/")]);
+    assert!(ok, "curl failed: {err}");
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(out.ends_with("\r\n\r\nb"), "{out}");
+
+    let ma = Pods::metrics(&pods.a);
+    assert_eq!(
+        metric_sum(
+            &ma,
+            "request_total",
+            &[("direction", "outbound"), ("target_addr", &target)]
+        ),
+        1.0,
+        "proxy a:\n{ma}"
+    );
+    let mb = Pods::metrics(&pods.b);
+    assert_eq!(
+        metric_sum(&mb, "request_total", &[("direction", "inbound")]),
+        1.0,
+        "proxy b:\n{mb}"
+    );
+    // b forwarded to the app on loopback.
+    assert!(
+        metric_sum(
+            &mb,
+            "request_total",
+            &[("direction", "inbound"), ("target_addr", "127.0.0.1:8080")]
+        ) == 1.0,
+        "proxy b:\n{mb}"
+    );
+}
+
+#[tokio::test]
+async fn iptables_redirect_to_cluster_ip_uses_discovery() {
+    if let Some(why) = unsupported() {
+        eprintln!("skipping transparent test: {why}");
+        return;
+    }
+    let pods = Pods::create();
+    let manifests = tempfile::tempdir().unwrap();
+    // A virtual cluster IP nothing listens on: only discovery can route it.
+    let cluster_ip: std::net::Ipv4Addr = pods.ip(100).parse().unwrap();
+    let pod_ip: std::net::Ipv4Addr = pods.ip(2).parse().unwrap();
+    std::fs::write(
+        manifests.path().join("web.yaml"),
+        [
+            service_yaml("web", "default", Some(cluster_ip), 8080, 8080),
+            endpoint_slice_yaml(
+                "web-1",
+                "default",
+                "web",
+                8080,
+                &[SliceEndpoint {
+                    ip: pod_ip,
+                    pod: Some("web-b".into()),
+                }],
+            ),
+            pod_yaml("web-b", "default", pod_ip),
+        ]
+        .join("---\n"),
+    )
+    .unwrap();
+    let _cp = control_plane(&pods.a, manifests.path()).await;
+    let _backend = Pods::backend(&pods.b, "0.0.0.0:8080", "b").await;
+    let _proxy_b = Pods::proxy(&pods.b, &[]).await;
+    let _proxy_a = Pods::proxy(
+        &pods.a,
+        &[(
+            "LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS",
+            "10.77.0.0/16",
+        )],
+    )
+    .await;
+
+    for _ in 0..3 {
+        let (ok, out, err) = Pods::curl(&pods.a, &[&format!("http://{cluster_ip}:8080/")]);
+        assert!(ok, "curl failed: {err}");
+        assert_eq!(out, "b");
+    }
+    let ma = Pods::metrics(&pods.a);
+    assert_eq!(
+        metric_sum(
+            &ma,
+            "request_total",
+            &[
+                ("direction", "outbound"),
+                ("authority", "web.default.svc.cluster.local:8080")
+            ]
+        ),
+        3.0,
+        "proxy a:\n{ma}"
+    );
+    let mb = Pods::metrics(&pods.b);
+    assert_eq!(
+        metric_sum(&mb, "request_total", &[("direction", "inbound")]),
+        3.0,
+        "proxy b:\n{mb}"
+    );
+}
