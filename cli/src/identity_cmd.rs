@@ -1,8 +1,175 @@
-//! `wisp identity`: placeholder until the identity helper fills it in.
+//! `wisp identity`: create identity material (`init`), mint workload tokens
+//! (`token`), or serve `Identity.Certify` (no subcommand).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use wisp_identity::config::{DEFAULT_ADDR, DEFAULT_CONTROL_PLANE_NS, DEFAULT_TRUST_DOMAIN};
+use wisp_identity::init::{init, InitOptions};
+use wisp_identity::{Config, TokenKey, Validity};
+
 /// Arguments of `wisp identity`.
 #[derive(clap::Args)]
-pub struct Args {}
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+/// What `wisp identity` does besides serving.
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Create a trust anchor, an issuer and a token key in a directory.
+    Init(InitArgs),
+    /// Print a token for a service account, signed with DIR/token.key.
+    Token(TokenArgs),
+}
+
+/// Arguments of `wisp identity` (serving).
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Identity directory (ca.crt, issuer.crt, issuer.key, token.key).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Listen address; TLS and plaintext gRPC share it.
+    #[arg(long, default_value = DEFAULT_ADDR)]
+    addr: SocketAddr,
+    /// Identity trust domain.
+    #[arg(long, default_value = DEFAULT_TRUST_DOMAIN)]
+    trust_domain: String,
+    /// Namespace of the control plane.
+    #[arg(long, default_value = DEFAULT_CONTROL_PLANE_NS)]
+    control_plane_ns: String,
+    /// Lifetime of issued certificates (e.g. 24h, 1h30m).
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    lifetime: Duration,
+    /// Clock-skew allowance added on both ends of the validity window.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    skew: Duration,
+}
+
+/// Arguments of `wisp identity init`.
+#[derive(clap::Args)]
+struct InitArgs {
+    /// Output directory (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+    /// Identity trust domain.
+    #[arg(long, default_value = DEFAULT_TRUST_DOMAIN)]
+    trust_domain: String,
+    /// Namespace of the control plane (names the issuer).
+    #[arg(long, default_value = DEFAULT_CONTROL_PLANE_NS)]
+    control_plane_ns: String,
+    /// Overwrite existing files.
+    #[arg(long)]
+    force: bool,
+}
+
+/// Arguments of `wisp identity token`.
+#[derive(clap::Args)]
+struct TokenArgs {
+    /// Identity directory holding token.key.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Service account name.
+    #[arg(long)]
+    sa: String,
+    /// Namespace of the service account.
+    #[arg(long)]
+    ns: String,
+    /// How long the token is valid.
+    #[arg(long, default_value = "8760h", value_parser = parse_duration)]
+    ttl: Duration,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    wisp_identity::duration::parse(s).map_err(|e| e.to_string())
+}
+
 /// Runs `wisp identity`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("not yet built")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    match args.command {
+        Some(Command::Init(init_args)) => run_init(init_args),
+        Some(Command::Token(token_args)) => run_token(token_args),
+        None => run_serve(args.serve),
+    }
+}
+
+fn run_init(args: InitArgs) -> anyhow::Result<()> {
+    let written = init(&InitOptions {
+        out: args.out,
+        trust_domain: args.trust_domain,
+        control_plane_ns: args.control_plane_ns,
+        force: args.force,
+    })
+    .context("identity init failed")?;
+    for path in written {
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn run_token(args: TokenArgs) -> anyhow::Result<()> {
+    let key = TokenKey::load(&args.dir.join(wisp_identity::files::TOKEN_KEY))?;
+    let token = key
+        .sign_for(&args.sa, &args.ns, args.ttl)
+        .map_err(anyhow::Error::msg)
+        .context("cannot create the token")?;
+    println!("{token}");
+    Ok(())
+}
+
+fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    let dir = args
+        .dir
+        .context("--dir is required to serve (or use `wisp identity init` / `token`)")?;
+    let config = Config {
+        dir,
+        addr: args.addr,
+        trust_domain: args.trust_domain,
+        control_plane_ns: args.control_plane_ns,
+        validity: Validity {
+            lifetime: args.lifetime,
+            skew: args.skew,
+        },
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(async move {
+        wisp_identity::serve(config, shutdown_signal())
+            .await
+            .context("identity service failed")
+    });
+    drop(runtime);
+    result
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the service");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

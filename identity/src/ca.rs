@@ -122,8 +122,8 @@ impl Ca {
             })?;
         }
         let issuer_der = files::read_certs(issuer_cert)?.swap_remove(0);
-        let chain_not_after = check_issuer(&issuer_der, &anchors)
-            .map_err(|e| FileError::invalid(issuer_cert, e))?;
+        let chain_not_after =
+            check_issuer(&issuer_der, &anchors).map_err(|e| FileError::invalid(issuer_cert, e))?;
         let key = files::read_private_key(issuer_key)?;
         let key = keys::p256_signing_key(&key).map_err(|e| FileError::invalid(issuer_key, e))?;
         let ca = Self::assemble(anchors, issuer_der, key, chain_not_after, validity)
@@ -232,11 +232,10 @@ impl Ca {
 
         let mut params = CertificateParams::default();
         params.distinguished_name = csr.params.params.distinguished_name.clone();
-        params.subject_alt_names = vec![rcgen::SanType::DnsName(
-            identity
-                .try_into()
-                .map_err(|e| IssueError::Names(format!("identity {identity:?}: {e}")))?,
-        )];
+        params.subject_alt_names =
+            vec![rcgen::SanType::DnsName(identity.try_into().map_err(
+                |e| IssueError::Names(format!("identity {identity:?}: {e}")),
+            )?)];
         params.not_before = now.checked_sub(skew).unwrap_or(now);
         params.not_after = not_after;
         params.serial_number = Some(SerialNumber::from(serial));
@@ -267,8 +266,7 @@ impl Ca {
 
 /// A trust anchor must parse and be a CA.
 fn check_anchor(der: &CertificateDer<'_>) -> Result<(), String> {
-    let (_, cert) =
-        X509Certificate::from_der(der).map_err(|e| format!("does not parse: {e}"))?;
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| format!("does not parse: {e}"))?;
     if !cert.is_ca() {
         return Err(format!("{} is not a CA certificate", cert.subject()));
     }
@@ -281,20 +279,26 @@ fn check_issuer(
     der: &CertificateDer<'_>,
     anchors: &[CertificateDer<'static>],
 ) -> Result<OffsetDateTime, String> {
-    let (_, issuer) =
-        X509Certificate::from_der(der).map_err(|e| format!("does not parse: {e}"))?;
+    let (_, issuer) = X509Certificate::from_der(der).map_err(|e| format!("does not parse: {e}"))?;
     if !issuer.is_ca() {
         return Err(format!("{} is not a CA certificate", issuer.subject()));
     }
     if let Ok(Some(ku)) = issuer.key_usage() {
         if !ku.value.key_cert_sign() {
-            return Err(format!("{} may not sign certificates (key usage)", issuer.subject()));
+            return Err(format!(
+                "{} may not sign certificates (key usage)",
+                issuer.subject()
+            ));
         }
     }
     keys::require_p256(issuer.public_key()).map_err(|e| format!("issuer {e}"))?;
     let not_after = issuer.validity().not_after.to_datetime();
     if not_after <= OffsetDateTime::now_utc() {
-        return Err(format!("{} expired at {}", issuer.subject(), rfc3339(not_after)));
+        return Err(format!(
+            "{} expired at {}",
+            issuer.subject(),
+            rfc3339(not_after)
+        ));
     }
     for anchor_der in anchors {
         let Ok((_, anchor)) = X509Certificate::from_der(anchor_der) else {

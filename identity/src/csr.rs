@@ -38,18 +38,23 @@ impl Csr {
             return Err("CSR has trailing bytes after the request".into());
         }
         // rcgen verifies the request's signature (x509-parser `verify`).
-        let params = CertificateSigningRequestParams::from_der(&CertificateSigningRequestDer::from(der))
-            .map_err(|e| match e {
-                rcgen::Error::InvalidCertificationRequestSignature => {
-                    "CSR signature does not verify".to_string()
-                }
-                other => format!("CSR cannot be used: {other}"),
-            })?;
+        let params =
+            CertificateSigningRequestParams::from_der(&CertificateSigningRequestDer::from(der))
+                .map_err(|e| match e {
+                    rcgen::Error::InvalidCertificationRequestSignature => {
+                        "CSR signature does not verify".to_string()
+                    }
+                    other => format!("CSR cannot be used: {other}"),
+                })?;
         let info = &csr.certification_request_info;
         let common_names = info
             .subject
             .iter_common_name()
-            .map(|cn| cn.as_str().map(str::to_string).map_err(|_| "CSR common name is not a string".to_string()))
+            .map(|cn| {
+                cn.as_str()
+                    .map(str::to_string)
+                    .map_err(|_| "CSR common name is not a string".to_string())
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let mut sans = Vec::new();
         for ext in csr.requested_extensions().into_iter().flatten() {
@@ -86,7 +91,11 @@ impl Csr {
             })
             .collect();
         match dns.as_slice() {
-            [] => return Err(format!("CSR has no DNS SAN; expected exactly one, {identity:?}")),
+            [] => {
+                return Err(format!(
+                    "CSR has no DNS SAN; expected exactly one, {identity:?}"
+                ))
+            }
             [one] if *one == identity => {}
             [one] => {
                 return Err(format!(

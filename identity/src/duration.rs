@@ -24,11 +24,15 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
     }
     let mut total = Duration::ZERO;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return Err(err("expected a number such as 24h, 20s or 1h30m"));
         }
-        let n: u64 = rest[..digits].parse().map_err(|_| err("number too large"))?;
+        let n: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| err("number too large"))?;
         rest = &rest[digits..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit())
@@ -71,7 +75,16 @@ mod tests {
 
     #[test]
     fn rejects_nonsense() {
-        for bad in ["", "h", "10", "10x", "0s", "-5s", "99999999999999999999h", "1h 2m"] {
+        for bad in [
+            "",
+            "h",
+            "10",
+            "10x",
+            "0s",
+            "-5s",
+            "99999999999999999999h",
+            "1h 2m",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }

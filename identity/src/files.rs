@@ -20,12 +20,12 @@ pub const TOKEN_KEY: &str = "token.key";
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
     /// I/O failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// What went wrong.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The contents are not what was expected.
     #[error("{}: {reason}", path.display())]
@@ -46,10 +46,10 @@ impl FileError {
         }
     }
 
-    fn io(path: &Path, source: std::io::Error) -> Self {
+    fn io(path: &Path, error: std::io::Error) -> Self {
         FileError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         }
     }
 }
@@ -80,7 +80,12 @@ pub fn read_string(path: &Path) -> Result<String, FileError> {
 
 /// Writes `contents` to a new file; `secret` files get mode 0600. Fails if
 /// the file exists unless `overwrite`.
-pub fn write_new(path: &Path, contents: &[u8], secret: bool, overwrite: bool) -> Result<(), FileError> {
+pub fn write_new(
+    path: &Path,
+    contents: &[u8],
+    secret: bool,
+    overwrite: bool,
+) -> Result<(), FileError> {
     let mut options = fs::OpenOptions::new();
     options.write(true);
     if overwrite {
@@ -93,6 +98,8 @@ pub fn write_new(path: &Path, contents: &[u8], secret: bool, overwrite: bool) ->
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(if secret { 0o600 } else { 0o644 });
     }
+    #[cfg(not(unix))]
+    let _ = secret;
     let mut file = options.open(path).map_err(|e| FileError::io(path, e))?;
     #[cfg(unix)]
     if secret {
@@ -101,6 +108,7 @@ pub fn write_new(path: &Path, contents: &[u8], secret: bool, overwrite: bool) ->
         file.set_permissions(fs::Permissions::from_mode(0o600))
             .map_err(|e| FileError::io(path, e))?;
     }
-    file.write_all(contents).map_err(|e| FileError::io(path, e))?;
+    file.write_all(contents)
+        .map_err(|e| FileError::io(path, e))?;
     file.sync_all().map_err(|e| FileError::io(path, e))
 }

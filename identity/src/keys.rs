@@ -16,7 +16,9 @@ const EC_P256_ALGORITHM: &[u8] = &[
 pub fn p256_signing_key(key: &PrivateKeyDer<'_>) -> Result<KeyPair, String> {
     let pkcs8 = match key {
         PrivateKeyDer::Pkcs8(pkcs8) => pkcs8.clone_key(),
-        PrivateKeyDer::Sec1(sec1) => PrivatePkcs8KeyDer::from(sec1_to_pkcs8(sec1.secret_sec1_der())),
+        PrivateKeyDer::Sec1(sec1) => {
+            PrivatePkcs8KeyDer::from(sec1_to_pkcs8(sec1.secret_sec1_der()))
+        }
         PrivateKeyDer::Pkcs1(_) => {
             return Err("RSA keys are not supported; the issuer key must be ECDSA P-256".into())
         }

@@ -58,8 +58,14 @@ mod tests {
             identity_service_name("linkerd", "cluster.local"),
             "linkerd-identity.linkerd.serviceaccount.identity.linkerd.cluster.local"
         );
-        assert_eq!(trust_anchor_cn("cluster.local"), "root.linkerd.cluster.local");
-        assert_eq!(issuer_cn("linkerd", "cluster.local"), "identity.linkerd.cluster.local");
+        assert_eq!(
+            trust_anchor_cn("cluster.local"),
+            "root.linkerd.cluster.local"
+        );
+        assert_eq!(
+            issuer_cn("linkerd", "cluster.local"),
+            "identity.linkerd.cluster.local"
+        );
     }
 
     #[test]

@@ -181,9 +181,13 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let token = key().sign_for("web", "shop", Duration::from_secs(60)).expect("sign");
+        let token = key()
+            .sign_for("web", "shop", Duration::from_secs(60))
+            .expect("sign");
         assert!(token.starts_with("wisp1."));
-        let sa = key().verify(format!("{token}\n").as_bytes()).expect("verify");
+        let sa = key()
+            .verify(format!("{token}\n").as_bytes())
+            .expect("verify");
         assert_eq!(sa.name, "web");
         assert_eq!(sa.namespace, "shop");
     }
@@ -204,21 +208,43 @@ mod tests {
 
     #[test]
     fn forged_and_garbled() {
-        let token = key().sign_for("web", "shop", Duration::from_secs(60)).expect("sign");
+        let token = key()
+            .sign_for("web", "shop", Duration::from_secs(60))
+            .expect("sign");
         let other = TokenKey::from_bytes(&[8; 32]);
         assert_eq!(other.verify(token.as_bytes()), Err(TokenError::Invalid));
         let (head, _) = token.rsplit_once('.').expect("dot");
-        let forged_claims = URL_SAFE_NO_PAD.encode(br#"{"sa":"admin","ns":"shop","exp":99999999999}"#);
-        let forged = format!("wisp1.{forged_claims}.{}", head.rsplit('.').next().unwrap_or(""));
-        for bad in [forged.as_str(), "", "wisp1", "wisp1.a.b", "x.y.z", "wisp1.a.b.c", "\u{0}"] {
-            assert_eq!(key().verify(bad.as_bytes()), Err(TokenError::Invalid), "{bad:?}");
+        let forged_claims =
+            URL_SAFE_NO_PAD.encode(br#"{"sa":"admin","ns":"shop","exp":99999999999}"#);
+        let forged = format!(
+            "wisp1.{forged_claims}.{}",
+            head.rsplit('.').next().unwrap_or("")
+        );
+        for bad in [
+            forged.as_str(),
+            "",
+            "wisp1",
+            "wisp1.a.b",
+            "x.y.z",
+            "wisp1.a.b.c",
+            "\u{0}",
+        ] {
+            assert_eq!(
+                key().verify(bad.as_bytes()),
+                Err(TokenError::Invalid),
+                "{bad:?}"
+            );
         }
         assert_eq!(key().verify(&[0xff, 0xfe]), Err(TokenError::Invalid));
     }
 
     #[test]
     fn names_must_be_labels() {
-        assert!(key().sign_for("Web", "shop", Duration::from_secs(60)).is_err());
-        assert!(key().sign_for("web", "a.b", Duration::from_secs(60)).is_err());
+        assert!(key()
+            .sign_for("Web", "shop", Duration::from_secs(60))
+            .is_err());
+        assert!(key()
+            .sign_for("web", "a.b", Duration::from_secs(60))
+            .is_err());
     }
 }
