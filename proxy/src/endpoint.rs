@@ -134,8 +134,9 @@ pub struct Endpoint {
     tls: TlsMode,
     pool_idle: Duration,
     pool_max_idle: usize,
-    /// Request/response series of this endpoint.
-    pub http_metrics: Arc<HttpMetrics>,
+    /// Request/response series of an outbound endpoint (inbound requests
+    /// are counted per connection, labelled with the client's identity).
+    pub http_metrics: Option<Arc<HttpMetrics>>,
     /// Series of the connections the proxy opens to it.
     pub tcp_metrics: Arc<TcpMetrics>,
 }
@@ -186,22 +187,10 @@ impl Endpoint {
                 for (k, v) in &meta.labels {
                     tcp = tcp.with(&format!("dst_{k}"), v);
                 }
-                (l, tcp, cfg.outbound_connect_timeout)
+                (Some(l), tcp, cfg.outbound_connect_timeout)
             }
             Direction::Inbound => (
-                crate::inbound::server_labels(
-                    Labels::new()
-                        .with("direction", "inbound")
-                        .with_target(addr)
-                        .with("tls", "disabled"),
-                    addr.port(),
-                )
-                .with("route_group", "")
-                .with("route_kind", "default")
-                .with("route_name", "default")
-                .with("authz_group", "")
-                .with("authz_kind", "default")
-                .with("authz_name", "all-unauthenticated"),
+                None,
                 Labels::new()
                     .with("direction", "inbound")
                     .with("peer", "dst")
@@ -225,7 +214,7 @@ impl Endpoint {
             tls,
             pool_idle: cfg.http1_pool_idle_timeout,
             pool_max_idle: cfg.max_idle_conns_per_endpoint,
-            http_metrics: shared.metrics.http(http_labels),
+            http_metrics: http_labels.map(|l| shared.metrics.http(l)),
             tcp_metrics: shared.metrics.tcp(tcp_labels),
         })
     }

@@ -92,16 +92,6 @@ fn request_labels(target: SocketAddr, tls: &AcceptTls) -> Labels {
         .with("authz_name", "all-unauthenticated")
 }
 
-/// Request labels of a plaintext inbound request to `target`.
-pub fn http_labels(target: SocketAddr, identity_enabled: bool) -> Labels {
-    let tls = if identity_enabled {
-        AcceptTls::NoTls
-    } else {
-        AcceptTls::Disabled
-    };
-    request_labels(target, &tls)
-}
-
 /// Accepts inbound connections until the proxy drains.
 pub async fn serve(shared: Arc<Shared>, listener: TcpListener, drain: Drain) {
     loop {

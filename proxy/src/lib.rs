@@ -188,10 +188,29 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         shutdown_tx,
         drain.clone(),
     ));
-    tokio::spawn(inbound::serve(shared.clone(), inbound, drain.clone()));
-    for l in outbound {
-        tokio::spawn(outbound::serve(shared.clone(), l, drain.clone()));
-    }
+    // As upstream: traffic is served only once the proxy has its certificate.
+    tokio::spawn({
+        let shared = shared.clone();
+        let drain = drain.clone();
+        async move {
+            if let Some(tls) = &shared.tls {
+                tokio::select! {
+                    _ = tls.store.ready() => {}
+                    _ = drain.signaled() => return,
+                }
+            }
+            tokio::spawn(inbound::serve(shared.clone(), inbound, drain.clone()));
+            for l in outbound {
+                tokio::spawn(outbound::serve(shared.clone(), l, drain.clone()));
+            }
+            tracing::info!(
+                outbound = ?shared.config.outbound_addrs,
+                inbound = %shared.config.inbound_addr,
+                admin = %shared.config.admin_addr,
+                "proxy ready"
+            );
+        }
+    });
     let sweeper = tokio::spawn({
         let shared = shared.clone();
         async move {

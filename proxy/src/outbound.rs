@@ -205,7 +205,20 @@ async fn proxy_request(
         },
         Route::ByAuthority => return ProxyError::NoAuthority.respond(grpc, version),
     };
-    http::forward(&ep, req, &ep.http_metrics).await
+    match &ep.http_metrics {
+        Some(metrics) => http::forward(&ep, req, metrics).await,
+        // Outbound endpoints always have request series.
+        None => {
+            http::forward(
+                &ep,
+                req,
+                &shared
+                    .metrics
+                    .http(Labels::new().with("direction", "outbound")),
+            )
+            .await
+        }
+    }
 }
 
 /// The route for an authority named by a request.
