@@ -23,6 +23,12 @@ pub struct Args {
     /// Namespace of the control plane whose meshed pods get identities.
     #[arg(long, default_value = "linkerd")]
     control_plane_ns: String,
+    /// Identity directory (from `wisp identity init`): also serve mesh TLS
+    /// as `linkerd-destination.<ns>.serviceaccount.identity.<ns>.<trust
+    /// domain>`, with a certificate issued by that CA, for proxies that dial
+    /// this service on a non-loopback address.
+    #[arg(long)]
+    identity_dir: Option<std::path::PathBuf>,
 }
 
 fn parse_source(s: &str) -> Result<SourceSpec, String> {
@@ -44,10 +50,35 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let identity_dir = args.identity_dir;
     let result = runtime.block_on(async move {
-        wisp_destination::serve(config, shutdown_signal())
+        let mut server = wisp_destination::Server::bind(config.clone())
             .await
-            .context("destination service failed")
+            .context("cannot start the destination service")?;
+        let mut renew = None;
+        if let Some(dir) = identity_dir {
+            let ca = wisp_identity::Ca::load_dir(&dir, wisp_identity::Validity::default())
+                .with_context(|| format!("cannot load the CA from {}", dir.display()))?;
+            let name = wisp_identity::workload_identity(
+                "linkerd-destination",
+                &config.control_plane_ns,
+                &config.control_plane_ns,
+                &config.trust_domain,
+            );
+            let own = wisp_identity::OwnIdentity::issue(std::sync::Arc::new(ca), name.clone())
+                .context("cannot issue the destination service's certificate")?;
+            server = server.with_tls(own.server_config()?);
+            renew = Some(tokio::spawn(own.renew_forever()));
+            tracing::info!(identity = %name, "serving mesh TLS and plaintext");
+        }
+        let result = server
+            .run(shutdown_signal())
+            .await
+            .context("destination service failed");
+        if let Some(r) = renew {
+            r.abort();
+        }
+        result
     });
     drop(runtime);
     result

@@ -4,24 +4,18 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
-use rcgen::{CertificateParams, DnType, KeyPair, SanType, PKCS_ECDSA_P256_SHA256};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
-use crate::ca::{Ca, IssueError};
+use crate::ca::Ca;
 use crate::config::Config;
 use crate::incoming::dual_mode_incoming;
 use crate::names::{is_dns_label, is_dns_name};
+use crate::own::OwnIdentity;
 use crate::service::IdentityService;
-use crate::tls::{server_tls_config_with_resolver, ReloadableCert};
 use crate::token::{DirTokenValidator, TokenValidator};
 use crate::Error;
-
-/// Shortest wait before renewing the service's own certificate.
-const MIN_REFRESH: Duration = Duration::from_secs(10);
 
 /// A bound, loaded identity server that has not started serving yet.
 pub struct Server {
@@ -29,8 +23,7 @@ pub struct Server {
     ca: Arc<Ca>,
     validator: Arc<dyn TokenValidator>,
     config: Config,
-    own_cert: Arc<ReloadableCert>,
-    own_valid_until: SystemTime,
+    own: OwnIdentity,
     tls: Arc<rustls::ServerConfig>,
 }
 
@@ -69,9 +62,8 @@ impl Server {
         validator: Arc<dyn TokenValidator>,
     ) -> Result<Self, Error> {
         let ca = Arc::new(ca);
-        let (chain, key, own_valid_until) = issue_own(&ca, &config.service_name())?;
-        let own_cert = Arc::new(ReloadableCert::new(chain, key)?);
-        let tls = server_tls_config_with_resolver(own_cert.clone(), ca.trust_anchors())?;
+        let own = OwnIdentity::issue(ca.clone(), config.service_name())?;
+        let tls = own.server_config()?;
         let listener = TcpListener::bind(config.addr)
             .await
             .map_err(|e| Error::Bind(config.addr, e))?;
@@ -80,8 +72,7 @@ impl Server {
             ca,
             validator,
             config,
-            own_cert,
-            own_valid_until,
+            own,
             tls,
         })
     }
@@ -105,12 +96,7 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         let addr = self.local_addr()?;
         let name = self.config.service_name();
-        let renew = tokio::spawn(renew_own(
-            self.ca.clone(),
-            name.clone(),
-            self.own_cert.clone(),
-            self.own_valid_until,
-        ));
+        let renew = tokio::spawn(self.own.clone().renew_forever());
         let service = IdentityService::new(
             self.ca.clone(),
             self.validator.clone(),
@@ -155,60 +141,4 @@ fn check_names(config: &Config) -> Result<(), Error> {
         )));
     }
     Ok(())
-}
-
-type OwnCert = (
-    Vec<CertificateDer<'static>>,
-    PrivateKeyDer<'static>,
-    SystemTime,
-);
-
-/// Issues the service its own certificate through the regular CSR path.
-fn issue_own(ca: &Ca, name: &str) -> Result<OwnCert, Error> {
-    let own = |e: String| Error::OwnCertificate(IssueError::Issuer(e));
-    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|e| own(e.to_string()))?;
-    let mut params = CertificateParams::default();
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.subject_alt_names = vec![SanType::DnsName(
-        name.try_into()
-            .map_err(|e: rcgen::Error| own(e.to_string()))?,
-    )];
-    let csr = params
-        .serialize_request(&key)
-        .map_err(|e| own(e.to_string()))?;
-    let issued = ca.issue(name, csr.der()).map_err(Error::OwnCertificate)?;
-    let mut chain = vec![issued.leaf];
-    chain.extend(issued.intermediates);
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    Ok((chain, key, issued.valid_until))
-}
-
-/// Renews the service's own certificate at 70% of its remaining lifetime.
-async fn renew_own(
-    ca: Arc<Ca>,
-    name: String,
-    cert: Arc<ReloadableCert>,
-    mut valid_until: SystemTime,
-) {
-    loop {
-        let remaining = valid_until
-            .duration_since(SystemTime::now())
-            .unwrap_or_default();
-        tokio::time::sleep(remaining.mul_f64(0.7).max(MIN_REFRESH)).await;
-        let renewed = issue_own(&ca, &name).and_then(|(chain, key, until)| {
-            cert.set(chain, key)?;
-            Ok(until)
-        });
-        match renewed {
-            Ok(until) => {
-                valid_until = until;
-                info!(identity = %name, "renewed the service's own certificate");
-            }
-            Err(error) => {
-                warn!(%error, "cannot renew the service's own certificate; retrying");
-                valid_until = SystemTime::now();
-            }
-        }
-    }
 }

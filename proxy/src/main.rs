@@ -2,6 +2,10 @@
 
 use std::process::ExitCode;
 
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
 fn main() -> ExitCode {
     let config = match wisp_proxy::config::Config::from_env() {
         Ok(c) => c,
@@ -10,9 +14,22 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    // `Targets` understands LINKERD2_PROXY_LOG's `level,target=level` syntax
+    // without pulling regex code into memory (EnvFilter parses with regex).
+    let filter: Targets = match config.log_filter.parse() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!(
+                "wisp-proxy: LINKERD2_PROXY_LOG={:?}: {e}; using \"warn\"",
+                config.log_filter
+            );
+            Targets::new().with_default(tracing::Level::WARN)
+        }
+    };
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer())
+        .with(filter)
+        .init();
 
     let runtime = if config.cores <= 1 {
         tokio::runtime::Builder::new_current_thread()

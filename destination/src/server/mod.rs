@@ -50,6 +50,7 @@ pub struct Server {
     index: Arc<Index>,
     settings: Settings,
     source: SourceHandle,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Server {
@@ -65,6 +66,7 @@ impl Server {
             index,
             settings: config.settings(),
             source,
+            tls: None,
         })
     }
 
@@ -78,6 +80,12 @@ impl Server {
         self.index.clone()
     }
 
+    /// Also serves mesh TLS (with this server certificate) on the same port.
+    pub fn with_tls(mut self, tls: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// Serves until `shutdown` completes; open streams are ended then.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         let addr = self.local_addr()?;
@@ -89,13 +97,29 @@ impl Server {
             info!("shutting down Destination API");
             let _ = stop_tx.send(true);
         };
-        let result = tonic::transport::Server::builder()
-            .serve_with_incoming_shutdown(
-                service.into_server(),
-                TcpListenerStream::new(self.listener),
-                signal,
-            )
-            .await;
+        let builder = tonic::transport::Server::builder();
+        let result = match self.tls {
+            // Remote proxies dial with mesh TLS, loopback ones in plaintext:
+            // serve both on one port.
+            Some(tls) => {
+                builder
+                    .serve_with_incoming_shutdown(
+                        service.into_server(),
+                        wisp_identity::dual_mode_incoming(self.listener, tls),
+                        signal,
+                    )
+                    .await
+            }
+            None => {
+                builder
+                    .serve_with_incoming_shutdown(
+                        service.into_server(),
+                        TcpListenerStream::new(self.listener),
+                        signal,
+                    )
+                    .await
+            }
+        };
         drop(self.source);
         debug!("Destination API stopped");
         result.map_err(Error::Serve)
