@@ -72,7 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             tracing::info!(identity = %name, "serving mesh TLS and plaintext");
         }
         let result = server
-            .run(shutdown_signal())
+            .run(crate::signal::shutdown_signal())
             .await
             .context("destination service failed");
         if let Some(r) = renew {
@@ -82,28 +82,4 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     });
     drop(runtime);
     result
-}
-
-/// Completes on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the service");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -6,6 +6,7 @@
 mod demo;
 mod destination_cmd;
 mod identity_cmd;
+mod signal;
 
 use clap::{Parser, Subcommand};
 

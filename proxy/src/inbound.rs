@@ -94,22 +94,10 @@ fn request_labels(target: SocketAddr, tls: &AcceptTls) -> Labels {
 
 /// Accepts inbound connections until the proxy drains.
 pub async fn serve(shared: Arc<Shared>, listener: TcpListener, drain: Drain) {
-    loop {
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "inbound accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = drain.signaled() => return,
-        };
-        let shared = shared.clone();
-        let drain = drain.clone();
-        tokio::spawn(async move { handle(shared, stream, peer, drain).await });
-    }
+    crate::listen::accept_loop(listener, drain, "inbound", |stream, peer, drain| {
+        handle(shared.clone(), stream, peer, drain)
+    })
+    .await;
 }
 
 async fn handle(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr, drain: Drain) {

@@ -28,6 +28,7 @@ pub mod http;
 pub mod identity;
 pub mod inbound;
 pub mod io;
+pub mod listen;
 pub mod metrics;
 pub mod orig_dst;
 pub mod outbound;

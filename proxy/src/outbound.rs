@@ -26,22 +26,10 @@ use crate::{http, tcp, Shared};
 
 /// Accepts outbound connections until the proxy drains.
 pub async fn serve(shared: Arc<Shared>, listener: TcpListener, drain: Drain) {
-    loop {
-        let (stream, _peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "outbound accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = drain.signaled() => return,
-        };
-        let shared = shared.clone();
-        let drain = drain.clone();
-        tokio::spawn(async move { handle(shared, stream, drain).await });
-    }
+    crate::listen::accept_loop(listener, drain, "outbound", |stream, _peer, drain| {
+        handle(shared.clone(), stream, drain)
+    })
+    .await;
 }
 
 /// Where an outbound connection's traffic goes.
