@@ -6,6 +6,7 @@
 mod demo;
 mod destination_cmd;
 mod identity_cmd;
+mod profile_cmd;
 mod signal;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +25,8 @@ enum Command {
     Destination(destination_cmd::Args),
     /// The certificate authority: `init`, `token`, or serve Identity.Certify.
     Identity(identity_cmd::Args),
+    /// Print a ServiceProfile: a template, or generated from OpenAPI or protobuf.
+    Profile(profile_cmd::Args),
     /// Run the whole mesh on this machine, without Kubernetes.
     Demo(demo::Args),
 }
@@ -40,6 +43,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Destination(args) => destination_cmd::run(args),
         Command::Identity(args) => identity_cmd::run(args),
+        Command::Profile(args) => profile_cmd::run(args),
         Command::Demo(args) => demo::run(args),
     }
 }
