@@ -2,7 +2,7 @@
 //! to poke at it.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::topology::{Workload, ADMIN_PORT, APP_PORT, INBOUND_PORT, OUTBOUND_PORT, SERVICE_HOST};
@@ -24,12 +24,32 @@ pub struct Proxy {
     pub workload: Workload,
     /// Its process id.
     pub pid: u32,
+    /// The identity it is certified for (`None`: identity disabled).
+    pub identity: Option<String>,
+    /// How long its certificate is still valid, from its metrics.
+    pub cert_valid_for: Option<Duration>,
+}
+
+/// The running identity service and the CA it serves.
+pub struct Identity {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Its process id.
+    pub pid: u32,
+    /// The identity directory it serves from.
+    pub dir: PathBuf,
+    /// The trust anchors file (`DIR/ca.crt`).
+    pub trust_anchors: PathBuf,
+    /// The issuer's common name.
+    pub issuer: String,
 }
 
 /// Everything the banner shows.
 pub struct Banner<'a> {
     /// The destination service's address and pid.
     pub destination: (SocketAddr, u32),
+    /// The identity service (`None`: identity disabled, plaintext).
+    pub identity: Option<Identity>,
     /// The manifest directory.
     pub manifests: &'a Path,
     /// The directory of child logs.
@@ -51,11 +71,26 @@ impl Banner<'_> {
     pub fn print(&self) {
         let (dst_addr, dst_pid) = self.destination;
         println!("wisp demo: the whole mesh on this machine (no Kubernetes, no root)");
-        println!("  transport    plaintext (identity not yet enabled)");
+        match &self.identity {
+            Some(id) => println!(
+                "  transport    mTLS (identity: trust anchor {}, issuer {})",
+                id.trust_anchors.display(),
+                id.issuer
+            ),
+            None => println!("  transport    plaintext (identity disabled)"),
+        }
         println!(
             "  destination  {dst_addr:<22} pid {dst_pid:<7} over {}",
             self.manifests.display()
         );
+        if let Some(id) = &self.identity {
+            println!(
+                "  identity     {:<22} pid {:<7} over {}",
+                id.addr.to_string(),
+                id.pid,
+                id.dir.display()
+            );
+        }
         for app in &self.apps {
             let slow = if app.delay.is_zero() {
                 String::new()
@@ -79,6 +114,13 @@ impl Banner<'_> {
                 w.addr(INBOUND_PORT),
                 w.addr(ADMIN_PORT)
             );
+            if let Some(identity) = &proxy.identity {
+                let validity = match proxy.cert_valid_for {
+                    Some(d) => format!("certificate valid for {}", hours_minutes(d)),
+                    None => "certified".to_string(),
+                };
+                println!("  {:<12} identity {identity}  ({validity})", "");
+            }
         }
         println!("  logs         {}", self.logs.display());
         let answered: Vec<&str> = self.check.answered.iter().map(String::as_str).collect();
@@ -108,11 +150,32 @@ impl Banner<'_> {
             Some(d) => format!("for {}", humanize(d)),
             None => "until Ctrl-C".to_string(),
         };
+        if self.identity.is_some() {
+            if let Some(server) = self.proxies.first() {
+                println!(
+                    "mTLS:     curl -s http://{}/metrics | grep '^request_total.*client_id'",
+                    server.workload.addr(ADMIN_PORT)
+                );
+            }
+        }
+        let hops = match self.identity {
+            Some(_) => "through two proxies each, mTLS between them",
+            None => "through two proxies each",
+        };
         println!(
-            "Load:     {} req/s from client to {SERVICE_HOST}, through two proxies each, {until}",
+            "Load:     {} req/s from client to {SERVICE_HOST}, {hops}, {until}",
             self.rate
         );
         println!();
+    }
+}
+
+/// `23h59m`, `59m`.
+fn hours_minutes(d: Duration) -> String {
+    let minutes = d.as_secs() / 60;
+    match (minutes / 60, minutes % 60) {
+        (0, m) => format!("{m}m"),
+        (h, m) => format!("{h}h{m:02}m"),
     }
 }
 

@@ -40,6 +40,8 @@ impl Children {
         cmd.stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
+            // Plain log files: no colour escapes (tracing honours NO_COLOR).
+            .env("NO_COLOR", "1")
             .process_group(0);
         let child = cmd
             .spawn()

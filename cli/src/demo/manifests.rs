@@ -91,7 +91,7 @@ metadata:
   namespace: {NAMESPACE}
   labels: {{app: {SERVICE}, linkerd.io/control-plane-ns: linkerd}}
 spec:
-  serviceAccountName: {SERVICE}
+  serviceAccountName: {sa}
   containers:
   - {{name: app, image: demo}}
   - name: linkerd-proxy
@@ -100,6 +100,7 @@ spec:
 status: {{podIP: \"{ip}\"}}
 ",
         name = pod.name,
+        sa = pod.service_account,
         ip = pod.ip,
         inbound = pod.addr(INBOUND_PORT),
     )
@@ -126,5 +127,7 @@ mod tests {
         assert!(text.contains("name: web-a\n"));
         assert!(text.contains("value: \"127.0.0.11:4143\""));
         assert!(text.contains("podIP: \"127.0.0.11\""));
+        assert!(text.contains("serviceAccountName: web\n"));
+        assert!(text.contains("linkerd.io/control-plane-ns: linkerd"));
     }
 }

@@ -1,33 +1,120 @@
-//! The end-of-demo summary read from the client proxy's own `/metrics`:
-//! outbound `request_total` summed per `dst_pod`.
+//! Reading the proxies' own `/metrics`: the client proxy's outbound
+//! `request_total` per `dst_pod` and per TLS mode, the web proxies' inbound
+//! mTLS requests by client identity, and the certificate expiry gauge.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::http_get::{self, HttpClient};
+
+/// `GET http://ADDR/metrics` (a proxy's admin server), as text.
+pub async fn scrape(
+    client: &HttpClient,
+    admin: SocketAddr,
+    timeout: Duration,
+) -> anyhow::Result<String> {
+    let url = format!("http://{admin}/metrics");
+    let reply = http_get::get(client, &url, None, timeout).await?;
+    if !reply.status.is_success() {
+        anyhow::bail!("GET {url} answered {}", reply.status);
+    }
+    Ok(String::from_utf8_lossy(&reply.body).into_owned())
+}
+
+/// Every `request_total` series of `text`: its labels and value.
+fn request_totals(text: &str) -> impl Iterator<Item = (BTreeMap<String, String>, u64)> + '_ {
+    text.lines().filter_map(|line| {
+        let rest = line.strip_prefix("request_total{")?;
+        let (labels, value) = split_series(rest)?;
+        let value = value.trim().parse::<f64>().ok()?;
+        Some((parse_labels(labels), value as u64))
+    })
+}
+
+fn label<'a>(labels: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
+    labels.get(key).map(String::as_str)
+}
 
 /// Sums `request_total{direction="outbound",...}` per `dst_pod` label
 /// (series without one are summed under `"(none)"`).
 pub fn outbound_requests_by_pod(text: &str) -> BTreeMap<String, u64> {
     let mut sums = BTreeMap::new();
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix("request_total{") else {
-            continue;
-        };
-        let Some((labels, value)) = split_series(rest) else {
-            continue;
-        };
-        let labels = parse_labels(labels);
-        if labels.get("direction").map(String::as_str) != Some("outbound") {
+    for (labels, value) in request_totals(text) {
+        if label(&labels, "direction") != Some("outbound") {
             continue;
         }
-        let Ok(value) = value.trim().parse::<f64>() else {
-            continue;
-        };
-        let pod = labels
-            .get("dst_pod")
-            .cloned()
-            .unwrap_or_else(|| "(none)".into());
-        *sums.entry(pod).or_default() += value as u64;
+        let pod = label(&labels, "dst_pod").unwrap_or("(none)").to_string();
+        *sums.entry(pod).or_default() += value;
     }
     sums
+}
+
+/// Requests counted in one direction, and how many of them were mTLS.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TlsCount {
+    /// Requests with `tls="true"` (and, inbound, the expected `client_id`).
+    pub mtls: u64,
+    /// All requests in that direction.
+    pub total: u64,
+}
+
+/// The client proxy's outbound `request_total`: with `tls="true"`, and all.
+pub fn outbound_tls(text: &str) -> TlsCount {
+    let mut count = TlsCount::default();
+    for (labels, value) in request_totals(text) {
+        if label(&labels, "direction") != Some("outbound") {
+            continue;
+        }
+        count.total += value;
+        if label(&labels, "tls") == Some("true") {
+            count.mtls += value;
+        }
+    }
+    count
+}
+
+/// A server proxy's inbound `request_total`: with `tls="true"` and
+/// `client_id=<client_id>`, and all.
+pub fn inbound_mtls_from(text: &str, client_id: &str) -> TlsCount {
+    let mut count = TlsCount::default();
+    for (labels, value) in request_totals(text) {
+        if label(&labels, "direction") != Some("inbound") {
+            continue;
+        }
+        count.total += value;
+        if label(&labels, "tls") == Some("true") && label(&labels, "client_id") == Some(client_id) {
+            count.mtls += value;
+        }
+    }
+    count
+}
+
+/// The value of the unlabelled series `name` (a gauge), if present.
+pub fn gauge(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let value = line.strip_prefix(name)?.strip_prefix(' ')?;
+        value.trim().parse().ok()
+    })
+}
+
+/// Turns successive [`outbound_tls`] readings into the mTLS share of the
+/// requests counted in between.
+#[derive(Default)]
+pub struct ShareMeter {
+    last: Option<TlsCount>,
+}
+
+impl ShareMeter {
+    /// Takes a new reading (`None`: the scrape failed) and returns the
+    /// percentage of mTLS requests since the last one, if any were counted.
+    pub fn update(&mut self, now: Option<TlsCount>) -> Option<f64> {
+        let now = now?;
+        let last = self.last.replace(now)?;
+        let total = now.total.saturating_sub(last.total);
+        let mtls = now.mtls.saturating_sub(last.mtls).min(total);
+        (total > 0).then(|| 100.0 * mtls as f64 / total as f64)
+    }
 }
 
 /// Splits `labels} value` at the closing brace (outside quotes).
@@ -95,5 +182,58 @@ response_total{direction="outbound",dst_pod="web-a"} 99
         assert_eq!(sums.get("web-c"), Some(&2));
         assert_eq!(sums.get("web-b"), None);
         assert_eq!(sums.get("(none)"), Some(&1));
+    }
+
+    const CLIENT_ID: &str = "client.default.serviceaccount.identity.linkerd.cluster.local";
+
+    #[test]
+    fn counts_tls_per_direction() {
+        let text = format!(
+            r#"request_total{{direction="outbound",dst_pod="web-a",tls="true",server_id="web"}} 8
+request_total{{direction="outbound",dst_pod="web-b",tls="no_identity"}} 2
+request_total{{direction="inbound",tls="true",client_id="{CLIENT_ID}"}} 5
+request_total{{direction="inbound",tls="true",client_id="other"}} 1
+request_total{{direction="inbound",tls="disabled"}} 3
+identity_cert_expiration_timestamp_seconds 1700000000.5
+"#
+        );
+        assert_eq!(outbound_tls(&text), TlsCount { mtls: 8, total: 10 });
+        assert_eq!(
+            inbound_mtls_from(&text, CLIENT_ID),
+            TlsCount { mtls: 5, total: 9 }
+        );
+        assert_eq!(
+            gauge(&text, "identity_cert_expiration_timestamp_seconds"),
+            Some(1_700_000_000.5)
+        );
+        assert_eq!(gauge(&text, "identity_cert"), None);
+    }
+
+    #[test]
+    fn share_is_per_interval() {
+        let mut meter = ShareMeter::default();
+        assert_eq!(meter.update(Some(TlsCount { mtls: 5, total: 5 })), None);
+        assert_eq!(
+            meter.update(Some(TlsCount {
+                mtls: 15,
+                total: 15
+            })),
+            Some(100.0)
+        );
+        assert_eq!(meter.update(None), None);
+        assert_eq!(
+            meter.update(Some(TlsCount {
+                mtls: 20,
+                total: 25
+            })),
+            Some(50.0)
+        );
+        assert_eq!(
+            meter.update(Some(TlsCount {
+                mtls: 20,
+                total: 25
+            })),
+            None
+        );
     }
 }

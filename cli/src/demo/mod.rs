@@ -1,21 +1,25 @@
 //! `wisp demo`: the whole mesh on one machine — no Kubernetes, no root.
 //!
-//! The demo writes a manifest directory, then starts (as child processes)
-//! the destination service over it, three backends of service `web` on
-//! their own loopback IPs, a `wisp-proxy` per workload, and drives load
-//! through the client workload's outbound proxy, printing one line of
-//! statistics per second.
+//! The demo writes a manifest directory and (unless `--no-identity`) a fresh
+//! CA with a token per service account, then starts (as child processes)
+//! the destination service over the manifests, the identity service, three
+//! backends of service `web` on their own loopback IPs and a `wisp-proxy`
+//! per workload, each certified as its service account, and drives load
+//! through the client workload's outbound proxy — mTLS between the proxies —
+//! printing one line of statistics per second, with the share of mTLS
+//! requests the client proxy counted.
 //!
 //! Modules, in reading order:
 //!
 //! * [`session`] runs the demo from start to finish;
 //! * [`topology`] says who runs where; [`manifests`] writes them as YAML;
+//! * [`identity`] makes the CA and tokens and configures proxies for mTLS;
 //! * [`ports`] checks the addresses are free; [`workdir`] owns the temp dir;
 //! * [`children`] spawns and always stops the child processes;
 //! * [`ready`] waits for them; [`warmup`] checks the path end to end;
 //! * [`banner`] says what is running;
 //! * [`load`] sends the traffic; [`stats`] turns it into per-second lines;
-//! * [`metrics`] reads the client proxy's own counters at the end;
+//! * [`metrics`] reads the proxies' own counters (mTLS share, summaries);
 //! * [`backend`] is the hidden `wisp demo backend` mode each backend runs;
 //! * [`http_get`] and [`duration`] are small helpers.
 
@@ -24,6 +28,7 @@ mod banner;
 mod children;
 mod duration;
 mod http_get;
+mod identity;
 mod load;
 mod manifests;
 mod metrics;
@@ -55,6 +60,10 @@ pub struct Args {
     /// The wisp-proxy binary (default: `wisp-proxy` next to this executable).
     #[arg(long, value_name = "PATH")]
     proxy_bin: Option<PathBuf>,
+    /// Run without the identity service: plaintext between the proxies
+    /// (by default every proxy is certified and the proxies talk mTLS).
+    #[arg(long)]
+    no_identity: bool,
     #[command(subcommand)]
     mode: Option<Mode>,
 }
@@ -76,6 +85,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             rate: args.rate,
             slow: Duration::from_millis(args.slow_ms),
             proxy_bin: args.proxy_bin,
+            identity: !args.no_identity,
         }),
     }
 }

@@ -24,9 +24,17 @@ pub fn check_free(addrs: &[SocketAddr]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A free port on 127.0.0.1, chosen by the kernel.
-pub fn free_local_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| anyhow::anyhow!("cannot find a free port on 127.0.0.1: {e}"))?;
-    Ok(listener.local_addr()?.port())
+/// `n` distinct free ports on 127.0.0.1, chosen by the kernel (all bound at
+/// once, so none repeats).
+pub fn free_local_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+    let listeners = (0..n)
+        .map(|_| {
+            TcpListener::bind("127.0.0.1:0")
+                .map_err(|e| anyhow::anyhow!("cannot find a free port on 127.0.0.1: {e}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect()
 }

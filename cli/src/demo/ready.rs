@@ -1,5 +1,6 @@
 //! Waiting for the children to be ready: a TCP port accepting, or an admin
-//! `/ready` answering 200.
+//! `/ready` answering 200 (with identity on, a proxy is ready only once it
+//! holds a certificate).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -24,10 +25,15 @@ pub struct Wait {
     pub name: String,
     /// How to tell it is ready.
     pub probe: Probe,
+    /// What readiness means for it, said on timeout (`None`: nothing to add).
+    pub note: Option<String>,
+    /// Other children whose logs explain a timeout (a proxy's identity service).
+    pub related: Vec<String>,
 }
 
 /// Waits until every probe succeeds, in order, all within `timeout`. Fails
-/// early, with the child's log, if any child exits meanwhile.
+/// early, with the child's log, if any child exits meanwhile; on timeout,
+/// shows the child's log and those of its related children.
 pub async fn wait_all(
     children: &mut Children,
     waits: &[Wait],
@@ -43,10 +49,18 @@ pub async fn wait_all(
                 Err(e) => e,
             };
             if Instant::now() >= deadline {
+                let mut logs = children.log_tail(&wait.name);
+                for related in &wait.related {
+                    logs.push_str(&children.log_tail(related));
+                }
+                let note = wait
+                    .note
+                    .as_ref()
+                    .map(|n| format!("{n}; "))
+                    .unwrap_or_default();
                 anyhow::bail!(
-                    "{} was not ready within {timeout:?} ({failure}){}",
-                    wait.name,
-                    children.log_tail(&wait.name)
+                    "{} was not ready within {timeout:?} ({note}{failure}){logs}",
+                    wait.name
                 );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

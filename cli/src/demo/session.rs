@@ -10,9 +10,11 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::time::Instant;
 
-use super::banner::{App, Banner, Proxy};
+use super::banner::{self, App, Banner, Proxy};
 use super::children::Children;
+use super::identity::Material;
 use super::load::Load;
+use super::metrics::ShareMeter;
 use super::ready::{Probe, Wait};
 use super::stats::{Stats, Window};
 use super::topology::{
@@ -22,8 +24,12 @@ use super::topology::{
 use super::workdir::WorkDir;
 use super::{http_get, manifests, metrics, ports, ready, warmup};
 
-/// How long the children get to become ready.
+/// How long the children get to become ready (proxies: certified).
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
+/// The identity service's child name.
+const IDENTITY: &str = "identity";
+/// How long a per-second scrape of the client proxy's metrics may take.
+const SCRAPE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// What the user asked for.
 pub struct Options {
@@ -35,6 +41,8 @@ pub struct Options {
     pub slow: Duration,
     /// Override of the proxy binary.
     pub proxy_bin: Option<PathBuf>,
+    /// Run the identity service and mTLS between the proxies.
+    pub identity: bool,
 }
 
 /// Runs the demo. Children are stopped and the temp dir removed on every
@@ -43,10 +51,19 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     let wisp = std::env::current_exe().context("cannot find the wisp executable")?;
     let proxy_bin = proxy_binary(&wisp, opts.proxy_bin.clone())?;
     ports::check_free(&needed_addrs())?;
-    let destination = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), ports::free_local_port()?);
+    let local = |port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+    let ports = ports::free_local_ports(2)?;
 
     let workdir = WorkDir::create()?;
     manifests::write_all(&workdir.manifests(), &BACKENDS)?;
+    let identity = if opts.identity {
+        Some(MeshIdentity {
+            material: Material::create(&workdir.identity(), &workdir.tokens())?,
+            addr: local(ports[1]),
+        })
+    } else {
+        None
+    };
     // Declared after `workdir`, so dropped (children stopped) before it.
     let mut children = Children::default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -57,7 +74,8 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     let programs = Programs {
         wisp,
         proxy: proxy_bin,
-        destination,
+        destination: local(ports[0]),
+        identity,
     };
     let result = runtime.block_on(demo(&opts, &programs, &workdir, &mut children));
     drop(runtime);
@@ -66,11 +84,18 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     result
 }
 
-/// The executables and the destination address the children use.
+/// The executables and the control-plane addresses the children use.
 struct Programs {
     wisp: PathBuf,
     proxy: PathBuf,
     destination: SocketAddr,
+    identity: Option<MeshIdentity>,
+}
+
+/// With identity on: the CA material and the identity service's address.
+struct MeshIdentity {
+    material: Material,
+    addr: SocketAddr,
 }
 
 /// `--proxy-bin`, else `wisp-proxy` next to `wisp`; it must exist.
@@ -121,7 +146,28 @@ async fn demo(
     waits.push(Wait {
         name: "destination".into(),
         probe: Probe::Tcp(programs.destination),
+        note: None,
+        related: Vec::new(),
     });
+
+    let mut identity_svc = None;
+    if let Some(id) = &programs.identity {
+        let cmd = id.material.serve_command(&programs.wisp, id.addr);
+        let pid = children.spawn(IDENTITY, cmd, logs.join("identity.log"))?;
+        waits.push(Wait {
+            name: IDENTITY.into(),
+            probe: Probe::Tcp(id.addr),
+            note: None,
+            related: Vec::new(),
+        });
+        identity_svc = Some(banner::Identity {
+            addr: id.addr,
+            pid,
+            dir: id.material.dir.clone(),
+            trust_anchors: id.material.trust_anchors(),
+            issuer: id.material.issuer_cn(),
+        });
+    }
 
     let mut apps = Vec::new();
     for w in BACKENDS {
@@ -140,6 +186,8 @@ async fn demo(
         waits.push(Wait {
             name: w.name.into(),
             probe: Probe::Tcp(w.addr(APP_PORT)),
+            note: None,
+            related: Vec::new(),
         });
         apps.push(App {
             workload: w,
@@ -151,16 +199,40 @@ async fn demo(
     let mut proxies = Vec::new();
     for w in topology::meshed() {
         let name = format!("{} proxy", w.name);
-        let cmd = proxy_command(&programs.proxy, w, programs.destination);
+        let cmd = proxy_command(programs, w);
         let pid = children.spawn(&name, cmd, logs.join(format!("{}-proxy.log", w.name)))?;
         waits.push(Wait {
             name,
             probe: Probe::HttpOk(format!("http://{}/ready", w.addr(ADMIN_PORT))),
+            note: programs.identity.as_ref().map(|id| {
+                format!(
+                    "a proxy is ready once certified, here as {} by the identity \
+                     service at {}",
+                    w.identity(),
+                    id.addr
+                )
+            }),
+            related: programs
+                .identity
+                .iter()
+                .map(|_| IDENTITY.to_string())
+                .collect(),
         });
-        proxies.push(Proxy { workload: w, pid });
+        proxies.push(Proxy {
+            workload: w,
+            pid,
+            identity: programs.identity.as_ref().map(|_| w.identity()),
+            cert_valid_for: None,
+        });
     }
 
     ready::wait_all(children, &waits, READY_TIMEOUT).await?;
+    let scraper = http_get::client();
+    if programs.identity.is_some() {
+        for proxy in &mut proxies {
+            proxy.cert_valid_for = cert_valid_for(&scraper, proxy.workload).await;
+        }
+    }
     let url = format!("http://{}/", CLIENT.addr(OUTBOUND_PORT));
     let pods: Vec<&str> = BACKENDS.iter().map(|b| b.name).collect();
     let check = warmup::run(&url, SERVICE_HOST, &pods).await;
@@ -173,6 +245,7 @@ async fn demo(
     }
     Banner {
         destination: (programs.destination, dst_pid),
+        identity: identity_svc,
         manifests: &manifests,
         logs: &logs,
         apps,
@@ -184,8 +257,10 @@ async fn demo(
     .print();
 
     let stats = Arc::new(Stats::default());
+    let mut mtls = ShareMeter::default();
+    mtls.update(client_tls(&scraper).await);
     let load = Load::start(url, SERVICE_HOST.to_string(), opts.rate, stats.clone());
-    let mut totals = report(children, &stats, opts.duration).await?;
+    let mut totals = report(children, &stats, &mut mtls, &scraper, opts.duration).await?;
     load.stop().await;
     totals.add(&stats.take());
     println!();
@@ -195,41 +270,68 @@ async fn demo(
         totals.ok,
         100.0 * totals.ok as f64 / totals.total.max(1) as f64
     );
-    print_proxy_summary().await;
+    print_proxy_summary(&scraper).await;
+    print_server_summary(&scraper).await;
     Ok(())
 }
 
 /// The `wisp-proxy` command for workload `w`.
-fn proxy_command(proxy: &Path, w: Workload, destination: SocketAddr) -> Command {
-    let mut cmd = Command::new(proxy);
-    cmd.env("LINKERD2_PROXY_IDENTITY_DISABLED", "1")
-        .env(
-            "LINKERD2_PROXY_DESTINATION_SVC_ADDR",
-            destination.to_string(),
-        )
-        .env(
-            "LINKERD2_PROXY_INBOUND_LISTEN_ADDR",
-            w.addr(INBOUND_PORT).to_string(),
-        )
-        .env(
-            "LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR",
-            w.addr(OUTBOUND_PORT).to_string(),
-        )
-        .env(
-            "LINKERD2_PROXY_ADMIN_LISTEN_ADDR",
-            w.addr(ADMIN_PORT).to_string(),
-        )
-        .env(
-            "LINKERD2_PROXY_DESTINATION_CONTEXT",
-            format!(
-                r#"{{"ns":"{NAMESPACE}","nodeName":"local","pod":"{}"}}"#,
-                w.name
-            ),
-        )
-        .env("LINKERD2_PROXY_LOG", "warn")
-        // Nothing is in flight when the demo stops its proxies.
-        .env("LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD", "2s");
+fn proxy_command(programs: &Programs, w: Workload) -> Command {
+    let mut cmd = Command::new(&programs.proxy);
+    cmd.env(
+        "LINKERD2_PROXY_DESTINATION_SVC_ADDR",
+        programs.destination.to_string(),
+    )
+    .env(
+        "LINKERD2_PROXY_INBOUND_LISTEN_ADDR",
+        w.addr(INBOUND_PORT).to_string(),
+    )
+    .env(
+        "LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR",
+        w.addr(OUTBOUND_PORT).to_string(),
+    )
+    .env(
+        "LINKERD2_PROXY_ADMIN_LISTEN_ADDR",
+        w.addr(ADMIN_PORT).to_string(),
+    )
+    .env(
+        "LINKERD2_PROXY_DESTINATION_CONTEXT",
+        format!(
+            r#"{{"ns":"{NAMESPACE}","nodeName":"local","pod":"{}"}}"#,
+            w.name
+        ),
+    )
+    .env("LINKERD2_PROXY_LOG", "warn")
+    // Nothing is in flight when the demo stops its proxies.
+    .env("LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD", "2s");
+    match &programs.identity {
+        Some(id) => id.material.proxy_env(&mut cmd, w, id.addr),
+        None => {
+            cmd.env("LINKERD2_PROXY_IDENTITY_DISABLED", "1");
+        }
+    }
     cmd
+}
+
+/// How long `w`'s proxy certificate is still valid, from its metrics.
+async fn cert_valid_for(client: &http_get::HttpClient, w: Workload) -> Option<Duration> {
+    let text = metrics::scrape(client, w.addr(ADMIN_PORT), Duration::from_secs(1))
+        .await
+        .ok()?;
+    let expiry = metrics::gauge(&text, "identity_cert_expiration_timestamp_seconds")?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs_f64();
+    Duration::try_from_secs_f64(expiry - now).ok()
+}
+
+/// The client proxy's outbound request counts by TLS, if it answers in time.
+async fn client_tls(client: &http_get::HttpClient) -> Option<metrics::TlsCount> {
+    metrics::scrape(client, CLIENT.addr(ADMIN_PORT), SCRAPE_TIMEOUT)
+        .await
+        .ok()
+        .map(|text| metrics::outbound_tls(&text))
 }
 
 /// Requests counted over the whole run.
@@ -251,6 +353,8 @@ impl Totals {
 async fn report(
     children: &mut Children,
     stats: &Stats,
+    mtls: &mut ShareMeter,
+    scraper: &http_get::HttpClient,
     duration: Option<Duration>,
 ) -> anyhow::Result<Totals> {
     let known: Vec<&str> = BACKENDS.iter().map(|b| b.name).collect();
@@ -264,7 +368,8 @@ async fn report(
         tokio::select! {
             now = tick.tick() => {
                 let window = stats.take();
-                println!("{}", window.line(now - start, now - last, &known));
+                let share = mtls.update(client_tls(scraper).await);
+                println!("{}", window.line(now - start, now - last, share, &known));
                 totals.add(&window);
                 last = now;
                 children.check_all()?;
@@ -300,11 +405,11 @@ async fn stop_signal() -> &'static str {
 }
 
 /// Prints what the client proxy itself counted, per destination pod.
-async fn print_proxy_summary() {
-    let url = format!("http://{}/metrics", CLIENT.addr(ADMIN_PORT));
-    let client = http_get::client();
-    let text = match http_get::get(&client, &url, None, Duration::from_secs(2)).await {
-        Ok(reply) => String::from_utf8_lossy(&reply.body).into_owned(),
+async fn print_proxy_summary(client: &http_get::HttpClient) {
+    let admin = CLIENT.addr(ADMIN_PORT);
+    let url = format!("http://{admin}/metrics");
+    let text = match metrics::scrape(client, admin, Duration::from_secs(2)).await {
+        Ok(text) => text,
         Err(e) => {
             println!("cannot read the client proxy's metrics: {e:#}");
             return;
@@ -316,7 +421,36 @@ async fn print_proxy_summary() {
          mesh check included):"
     );
     for (pod, n) in &by_pod {
-        println!("  dst_pod={pod:<10} {n}");
+        println!("  {:<18} {n:>6}", format!("dst_pod={pod}"));
     }
-    println!("  total            {}", by_pod.values().sum::<u64>());
+    println!(
+        "  {:<18} {:>6}   of which mTLS (tls=\"true\") {}",
+        "total",
+        by_pod.values().sum::<u64>(),
+        metrics::outbound_tls(&text).mtls
+    );
+}
+
+/// Prints what each web proxy counted on its inbound side: requests over
+/// mTLS from the client's identity.
+async fn print_server_summary(client: &http_get::HttpClient) {
+    let client_id = CLIENT.identity();
+    println!(
+        "the web proxies counted (request_total{{direction=\"inbound\",tls=\"true\",\
+         client_id=\"{client_id}\"}}, mesh check included):"
+    );
+    for w in BACKENDS {
+        match metrics::scrape(client, w.addr(ADMIN_PORT), Duration::from_secs(2)).await {
+            Ok(text) => {
+                let count = metrics::inbound_mtls_from(&text, &client_id);
+                println!(
+                    "  {:<18} {:>6}   of {} inbound",
+                    format!("{} proxy", w.name),
+                    count.mtls,
+                    count.total
+                );
+            }
+            Err(e) => println!("  {} proxy  cannot read its metrics: {e:#}", w.name),
+        }
+    }
 }

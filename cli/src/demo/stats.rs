@@ -70,13 +70,25 @@ impl Window {
         self.ok
     }
 
-    /// One report line: elapsed time, achieved rate, success rate, p50/p99
-    /// and each pod's share (`known` pods always shown, in that order).
-    pub fn line(&self, elapsed: Duration, span: Duration, known: &[&str]) -> String {
+    /// One report line: elapsed time, achieved rate, success rate, the
+    /// percentage of mTLS requests (`mtls`, from the client proxy's metrics;
+    /// `-` if unknown), p50/p99 and each pod's share (`known` pods always
+    /// shown, in that order).
+    pub fn line(
+        &self,
+        elapsed: Duration,
+        span: Duration,
+        mtls: Option<f64>,
+        known: &[&str],
+    ) -> String {
         let rate = self.total as f64 / span.as_secs_f64().max(1e-3);
         let success = match self.total {
             0 => "     -".to_string(),
             n => format!("{:>5.1}%", 100.0 * self.ok as f64 / n as f64),
+        };
+        let mtls = match mtls {
+            Some(pct) => format!("{pct:>3.0}%"),
+            None => "   -".to_string(),
         };
         let (p50, p99) = match &self.latency_us {
             Some(h) if self.total > 0 => (
@@ -103,7 +115,7 @@ impl Window {
             pods.push_str(&format!("  {name} {:>3.0}%", share(n)));
         }
         format!(
-            "{:>5.0}s  {rate:>6.1} req/s  success {success}  p50 {p50:>8}  p99 {p99:>8} {pods}",
+            "{:>5.0}s  {rate:>6.1} req/s  success {success}  mTLS {mtls}  p50 {p50:>8}  p99 {p99:>8} {pods}",
             elapsed.as_secs_f64()
         )
     }
@@ -157,10 +169,11 @@ mod tests {
         let line = w.line(
             Duration::from_secs(2),
             Duration::from_secs(1),
+            Some(100.0),
             &["web-a", "web-b", "web-c"],
         );
         assert!(line.contains("   4.0 req/s"), "{line}");
-        assert!(line.contains("success 100.0%"), "{line}");
+        assert!(line.contains("success 100.0%  mTLS 100%"), "{line}");
         assert!(line.contains("p50   1.00ms"), "{line}");
         assert!(
             line.contains("web-a  75%  web-b   0%  web-c  25%"),
@@ -181,15 +194,21 @@ mod tests {
             Duration::from_millis(1),
         );
         assert_eq!((w.total(), w.ok()), (3, 1));
-        let line = w.line(Duration::from_secs(1), Duration::from_secs(1), &["web-a"]);
-        assert!(line.contains("success  33.3%"), "{line}");
+        let line = w.line(
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+            Some(0.0),
+            &["web-a"],
+        );
+        assert!(line.contains("success  33.3%  mTLS   0%"), "{line}");
         assert!(line.contains("(unknown)"), "{line}");
     }
 
     #[test]
     fn empty_window() {
-        let line = Window::default().line(Duration::from_secs(1), Duration::from_secs(1), &[]);
-        assert!(line.contains("success      -"), "{line}");
+        let line =
+            Window::default().line(Duration::from_secs(1), Duration::from_secs(1), None, &[]);
+        assert!(line.contains("success      -  mTLS    -"), "{line}");
         assert!(line.contains("p50        -"), "{line}");
     }
 }

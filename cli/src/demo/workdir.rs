@@ -33,6 +33,16 @@ impl WorkDir {
         self.path.join("manifests")
     }
 
+    /// The identity directory (`wisp identity init` output); not created here.
+    pub fn identity(&self) -> PathBuf {
+        self.path.join("identity")
+    }
+
+    /// Where the workload token files go; not created here.
+    pub fn tokens(&self) -> PathBuf {
+        self.path.join("tokens")
+    }
+
     /// Where each child's output goes.
     pub fn logs(&self) -> PathBuf {
         self.path.join("logs")
