@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -152,9 +152,64 @@ pub struct CompareArgs {
     /// Keep the children's logs in this directory instead of a temp dir.
     #[arg(long)]
     pub log_dir: Option<PathBuf>,
+    /// Meshed hop: a client proxy and a server proxy with mTLS between them
+    /// (identity service started too); load goes through the client proxy.
+    #[arg(long, conflicts_with = "mesh_plaintext")]
+    pub mesh: bool,
+    /// Same two-proxy topology as --mesh with identity disabled on both
+    /// proxies (plaintext between them), to isolate the cost of TLS.
+    #[arg(long)]
+    pub mesh_plaintext: bool,
+    /// Pod IP of the client proxy in mesh modes (ports from --outbound-addr,
+    /// --inbound-addr, --admin-addr).
+    #[arg(long, default_value = "127.0.0.2")]
+    pub client_ip: IpAddr,
+    /// Pod IP of the server proxy and the backend in mesh modes (the backend
+    /// listens on this IP with the port of --backend-addr).
+    #[arg(long, default_value = "127.0.0.3")]
+    pub server_ip: IpAddr,
+    /// Listen address of the identity service (`wisp identity`) with --mesh.
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    pub identity_addr: SocketAddr,
     /// Load shape.
     #[command(flatten)]
     pub opts: LoadOpts,
+}
+
+/// How many proxies `compare` puts on the path, and how they talk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topology {
+    /// One proxy (outbound listener) in front of the backend.
+    Single,
+    /// Client proxy -> server proxy -> backend; `tls` is mTLS between the proxies.
+    Mesh {
+        /// Identity enabled on both proxies.
+        tls: bool,
+    },
+}
+
+impl Topology {
+    /// `single`, `mesh` or `mesh-plaintext`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Topology::Single => "single",
+            Topology::Mesh { tls: true } => "mesh",
+            Topology::Mesh { tls: false } => "mesh-plaintext",
+        }
+    }
+}
+
+impl CompareArgs {
+    /// The topology selected by --mesh / --mesh-plaintext.
+    pub fn topology(&self) -> Topology {
+        if self.mesh {
+            Topology::Mesh { tls: true }
+        } else if self.mesh_plaintext {
+            Topology::Mesh { tls: false }
+        } else {
+            Topology::Single
+        }
+    }
 }
 
 /// Parses `10`, `10s`, `250ms`, `2m` or `1.5s`.

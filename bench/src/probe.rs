@@ -30,6 +30,32 @@ pub fn get_status(addr: SocketAddr, host: &str, path: &str, timeout: Duration) -
     parse_status_line(&head).ok_or_else(|| anyhow!("{addr} sent a malformed status line"))
 }
 
+/// Sends `GET path` (Connection: close) to `addr` and returns the status
+/// code and the body, read to the end of the connection (admin endpoints
+/// such as `/metrics`; chunked encoding is not decoded, which is harmless
+/// for line-oriented text).
+pub fn get_text(addr: SocketAddr, path: &str, timeout: Duration) -> Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .with_context(|| format!("writing request to {addr}"))?;
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .with_context(|| format!("reading response from {addr}"))?;
+    let status = parse_status_line(&response)
+        .ok_or_else(|| anyhow!("{addr} sent a malformed status line"))?;
+    let body = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(&response[..0], |i| &response[i + 4..]);
+    Ok((status, String::from_utf8_lossy(body).into_owned()))
+}
+
 /// Parses the status code out of `HTTP/1.x CODE ...`.
 fn parse_status_line(head: &[u8]) -> Option<u16> {
     let text = std::str::from_utf8(head.split(|&b| b == b'\r').next()?).ok()?;

@@ -134,7 +134,16 @@ pub fn rate_key(rate: f64) -> String {
 }
 
 /// Every numeric metric of one run, as `(name, value)`.
+///
+/// Single topology: `idle.*`, `<phase>.proxy.*` carry the proxy's figures.
+/// Mesh topologies: `<phase>.proxy.*` is the load through the client proxy
+/// (latency, errors, ...), and each proxy's CPU and memory are under
+/// `proxy_client.*` / `proxy_server.*` (`proxy_client.startup_ms`,
+/// `idle.proxy_client.vmrss_kib`, `rate_2000.proxy_server.cpu_us_per_request`).
 pub fn flatten(run: &RunResult) -> Vec<(String, f64)> {
+    if let Some(server_idle) = run.server_proxy_idle {
+        return flatten_mesh(run, server_idle);
+    }
     let mut out = vec![
         ("proxy_startup_ms".to_string(), run.proxy_startup_ms),
         (
@@ -157,7 +166,58 @@ pub fn flatten(run: &RunResult) -> Vec<(String, f64)> {
     out
 }
 
+fn flatten_mesh(run: &RunResult, server_idle: MemSample) -> Vec<(String, f64)> {
+    let mut out = vec![("proxy_client.startup_ms".to_string(), run.proxy_startup_ms)];
+    if let Some(ms) = run.server_proxy_startup_ms {
+        out.push(("proxy_server.startup_ms".to_string(), ms));
+    }
+    for (side, m) in [
+        ("proxy_client", run.proxy_idle),
+        ("proxy_server", server_idle),
+    ] {
+        out.push((format!("idle.{side}.vmrss_kib"), m.vmrss_kib as f64));
+        out.push((format!("idle.{side}.vmhwm_kib"), m.vmhwm_kib as f64));
+        out.push((format!("idle.{side}.threads"), m.threads as f64));
+    }
+    let pairs = run
+        .rates
+        .iter()
+        .map(|pair| (rate_key(pair.direct.setup.rate.unwrap_or(0.0)), pair))
+        .chain(run.max.iter().map(|pair| ("max".to_string(), pair)));
+    for (key, pair) in pairs {
+        flatten_pair(&key, pair, &mut out);
+        let p = &pair.proxy;
+        let sides = [
+            (
+                "proxy_client",
+                p.cpu.proxy_cpu_s,
+                p.proxy_cpu_us_per_request,
+                Some(pair.proxy_mem_after),
+            ),
+            (
+                "proxy_server",
+                p.cpu.server_proxy_cpu_s,
+                p.server_proxy_cpu_us_per_request,
+                pair.server_proxy_mem_after,
+            ),
+        ];
+        for (side, cpu_s, per_request, mem) in sides {
+            let mut push = |name: &str, v: Option<f64>| {
+                if let Some(v) = v {
+                    out.push((format!("{key}.{side}.{name}"), v));
+                }
+            };
+            push("cpu_s", cpu_s);
+            push("cpu_us_per_request", per_request);
+            push("vmrss_kib", mem.map(|m| m.vmrss_kib as f64));
+            push("vmhwm_kib", mem.map(|m| m.vmhwm_kib as f64));
+        }
+    }
+    out
+}
+
 fn flatten_pair(prefix: &str, pair: &Pair, out: &mut Vec<(String, f64)>) {
+    let mesh = pair.server_proxy_mem_after.is_some();
     for (side, r) in [("direct", &pair.direct), ("proxy", &pair.proxy)] {
         let mut push = |name: &str, v: Option<f64>| {
             if let Some(v) = v {
@@ -172,7 +232,7 @@ fn flatten_pair(prefix: &str, pair: &Pair, out: &mut Vec<(String, f64)>) {
         push("backend_cpu_s", r.cpu.backend_cpu_s);
         push("machine_busy_pct", r.cpu.machine_busy_pct);
         push("steal_pct", r.cpu.steal_pct);
-        if side == "proxy" {
+        if side == "proxy" && !mesh {
             push("cpu_s", r.cpu.proxy_cpu_s);
             push("cpu_us_per_request", r.proxy_cpu_us_per_request);
             push("vmrss_kib", Some(pair.proxy_mem_after.vmrss_kib as f64));
@@ -235,37 +295,68 @@ pub fn compare_text(report: &CompareReport) -> String {
         if p.runs > 1 { ", medians" } else { "" },
         p.ncpu
     );
-    let _ = writeln!(
-        out,
-        "proxy {} (LINKERD2_PROXY_CORES={}): ready after {} ms; idle VmRSS {} MiB, VmHWM {} MiB, {} threads",
-        p.proxy_bin,
-        p.proxy_cores,
-        opt(m("proxy_startup_ms"), 0),
-        opt(m("idle.vmrss_kib").map(|v| v / 1024.0), 1),
-        opt(m("idle.vmhwm_kib").map(|v| v / 1024.0), 1),
-        opt(m("idle.threads"), 0)
-    );
+    let mesh = p.topology != "single";
+    if mesh {
+        let _ = writeln!(
+            out,
+            "topology {}: load -> client proxy -> server proxy ({}) -> backend; \
+             proxy {} (LINKERD2_PROXY_CORES={})",
+            p.topology,
+            if p.topology == "mesh" {
+                "mTLS"
+            } else {
+                "plaintext, identity disabled"
+            },
+            p.proxy_bin,
+            p.proxy_cores
+        );
+        for side in ["client", "server"] {
+            let key = |name: &str| m(&format!("idle.proxy_{side}.{name}"));
+            let _ = writeln!(
+                out,
+                "{side} proxy: ready after {} ms; idle VmRSS {} MiB, VmHWM {} MiB, {} threads",
+                opt(m(&format!("proxy_{side}.startup_ms")), 0),
+                opt(key("vmrss_kib").map(|v| v / 1024.0), 1),
+                opt(key("vmhwm_kib").map(|v| v / 1024.0), 1),
+                opt(key("threads"), 0)
+            );
+        }
+    } else {
+        let _ = writeln!(
+            out,
+            "proxy {} (LINKERD2_PROXY_CORES={}): ready after {} ms; idle VmRSS {} MiB, VmHWM {} MiB, {} threads",
+            p.proxy_bin,
+            p.proxy_cores,
+            opt(m("proxy_startup_ms"), 0),
+            opt(m("idle.vmrss_kib").map(|v| v / 1024.0), 1),
+            opt(m("idle.vmhwm_kib").map(|v| v / 1024.0), 1),
+            opt(m("idle.threads"), 0)
+        );
+    }
     for &rate in &p.rates {
         let key = rate_key(rate);
         let _ = writeln!(out, "\n== {rate} req/s ==");
-        pair_table(&mut out, &key, &m);
+        pair_table(&mut out, &key, &m, mesh);
     }
     if let (Some(conns), Some(secs)) = (p.max_connections, p.max_duration_s) {
         let _ = writeln!(
             out,
             "\n== closed-loop max throughput: {conns} connections, {secs} s =="
         );
-        pair_table(&mut out, "max", &m);
+        pair_table(&mut out, "max", &m, mesh);
     }
     out
 }
 
-fn pair_table(out: &mut String, key: &str, m: &dyn Fn(&str) -> Option<f64>) {
+fn pair_table(out: &mut String, key: &str, m: &dyn Fn(&str) -> Option<f64>, mesh: bool) {
     let get = |side: &str, name: &str| m(&format!("{key}.{side}.{name}"));
     let _ = writeln!(
         out,
         "{:<26}{:>12}{:>12}{:>12}",
-        "", "direct", "proxy", "added"
+        "",
+        "direct",
+        if mesh { "2 proxies" } else { "proxy" },
+        "added"
     );
     for (label, name) in [
         ("p50 ms", "latency_p50_us"),
@@ -299,23 +390,35 @@ fn pair_table(out: &mut String, key: &str, m: &dyn Fn(&str) -> Option<f64>) {
         "loadgen_cpu_us_per_request",
         1,
     );
-    let _ = writeln!(
-        out,
-        "{:<26}{:>12}{:>12}  ({} CPU s)",
-        "proxy CPU µs/request",
-        "",
-        opt(get("proxy", "cpu_us_per_request"), 1),
-        opt(get("proxy", "cpu_s"), 2)
-    );
-    let _ = writeln!(
-        out,
-        "{:<26}{:>12}{:>12}",
-        "proxy VmRSS/VmHWM MiB",
-        "",
-        format!(
-            "{}/{}",
-            opt(get("proxy", "vmrss_kib").map(|v| v / 1024.0), 1),
-            opt(get("proxy", "vmhwm_kib").map(|v| v / 1024.0), 1)
-        )
-    );
+    let sides: &[(&str, &str)] = if mesh {
+        &[
+            ("proxy_client", "client proxy"),
+            ("proxy_server", "server proxy"),
+        ]
+    } else {
+        &[("proxy", "proxy")]
+    };
+    for &(side, label) in sides {
+        let _ = writeln!(
+            out,
+            "{:<26}{:>12}{:>12}  ({} CPU s)",
+            format!("{label} CPU µs/request"),
+            "",
+            opt(get(side, "cpu_us_per_request"), 1),
+            opt(get(side, "cpu_s"), 2)
+        );
+    }
+    for &(side, label) in sides {
+        let _ = writeln!(
+            out,
+            "{:<26}{:>12}{:>12}",
+            format!("{label} VmRSS/VmHWM MiB"),
+            "",
+            format!(
+                "{}/{}",
+                opt(get(side, "vmrss_kib").map(|v| v / 1024.0), 1),
+                opt(get(side, "vmhwm_kib").map(|v| v / 1024.0), 1)
+            )
+        );
+    }
 }

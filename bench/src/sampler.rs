@@ -8,8 +8,11 @@ use serde::Serialize;
 pub struct PhaseCpu {
     /// CPU seconds of the bench process (the load generator).
     pub loadgen_cpu_s: Option<f64>,
-    /// CPU seconds of the watched proxy, if any.
+    /// CPU seconds of the watched proxy, if any (the client proxy in mesh modes).
     pub proxy_cpu_s: Option<f64>,
+    /// CPU seconds of the server-side proxy (mesh modes only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_proxy_cpu_s: Option<f64>,
     /// CPU seconds of the backend child, if any.
     pub backend_cpu_s: Option<f64>,
     /// Share of all CPUs that was busy, percent.
@@ -23,6 +26,7 @@ pub struct PhaseCpu {
 #[derive(Debug, Clone, Default)]
 pub struct PhaseSampler {
     proxy: Option<u32>,
+    server_proxy: Option<u32>,
     backend: Option<u32>,
     start: Option<Snapshot>,
 }
@@ -32,6 +36,7 @@ pub struct PhaseSampler {
 struct Snapshot {
     loadgen: Option<u64>,
     proxy: Option<u64>,
+    server_proxy: Option<u64>,
     backend: Option<u64>,
     system: Option<SystemTicks>,
 }
@@ -41,9 +46,16 @@ impl PhaseSampler {
     pub fn new(proxy: Option<u32>, backend: Option<u32>) -> Self {
         Self {
             proxy,
+            server_proxy: None,
             backend,
             start: None,
         }
+    }
+
+    /// Also accounts for a second, server-side proxy (mesh modes).
+    pub fn with_server_proxy(mut self, pid: Option<u32>) -> Self {
+        self.server_proxy = pid;
+        self
     }
 
     /// Records the counters at the start of the measured window.
@@ -77,6 +89,7 @@ impl PhaseSampler {
         PhaseCpu {
             loadgen_cpu_s: secs(start.loadgen, end.loadgen),
             proxy_cpu_s: secs(start.proxy, end.proxy),
+            server_proxy_cpu_s: secs(start.server_proxy, end.server_proxy),
             backend_cpu_s: secs(start.backend, end.backend),
             machine_busy_pct: busy,
             steal_pct: steal,
@@ -87,6 +100,9 @@ impl PhaseSampler {
         Snapshot {
             loadgen: procstat::cpu_ticks(None).ok(),
             proxy: self.proxy.and_then(|p| procstat::cpu_ticks(Some(p)).ok()),
+            server_proxy: self
+                .server_proxy
+                .and_then(|p| procstat::cpu_ticks(Some(p)).ok()),
             backend: self.backend.and_then(|p| procstat::cpu_ticks(Some(p)).ok()),
             system: procstat::system_ticks().ok(),
         }

@@ -93,6 +93,7 @@ impl Recorder {
         LoadResult {
             loadgen_cpu_us_per_request: per_request(cpu.loadgen_cpu_s),
             proxy_cpu_us_per_request: per_request(cpu.proxy_cpu_s),
+            server_proxy_cpu_us_per_request: per_request(cpu.server_proxy_cpu_s),
             elapsed_s: secs,
             requests: completed,
             ok: self.ok,
@@ -198,6 +199,9 @@ pub struct LoadResult {
     pub cpu: PhaseCpu,
     /// Load generator CPU per request, µs.
     pub loadgen_cpu_us_per_request: Option<f64>,
-    /// Watched proxy CPU per request, µs.
+    /// Watched proxy CPU per request, µs (the client proxy in mesh modes).
     pub proxy_cpu_us_per_request: Option<f64>,
+    /// Server-side proxy CPU per request, µs (mesh modes only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_proxy_cpu_us_per_request: Option<f64>,
 }

@@ -34,7 +34,7 @@ pub async fn serve(
         let drain = drain.clone();
         tokio::spawn(async move {
             let cfg = shared.config.clone();
-            crate::http::serve(stream, Protocol::Http1, &cfg, drain, move |req| {
+            crate::http_proxy::serve(stream, Protocol::Http1, &cfg, drain, move |req| {
                 let shared = shared.clone();
                 let shutdown = shutdown.clone();
                 async move { respond(&shared, peer, &shutdown, req) }

@@ -8,75 +8,79 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::HeaderMap;
+use http::{HeaderMap, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use crate::metrics::{Class, HttpMetrics, ResponseKey};
+use crate::routes::{grpc_status, Route, GRPC_FAILURES};
 
-/// gRPC status codes counted as failures by default: UNKNOWN, DEADLINE_EXCEEDED,
-/// PERMISSION_DENIED, INTERNAL, UNAVAILABLE, DATA_LOSS.
-const GRPC_FAILURES: [u32; 6] = [2, 4, 7, 13, 14, 15];
-
-/// Records one response in metrics when its stream ends (or is dropped).
+/// Records one response in metrics when its stream ends (or is dropped):
+/// in the endpoint's series and, for profile routes, the route's series,
+/// classified by the route's response classes.
 pub struct Recorder {
-    metrics: Arc<HttpMetrics>,
-    status: u16,
-    latency: Duration,
+    sinks: [Option<(Arc<HttpMetrics>, Duration)>; 3],
+    status: StatusCode,
     grpc: bool,
     grpc_status: Option<u32>,
+    route: Option<Arc<Route>>,
 }
 
 impl Recorder {
     /// A recorder for a response with `status`, received after `latency`.
     pub fn new(
         metrics: Arc<HttpMetrics>,
-        status: u16,
+        status: StatusCode,
         latency: Duration,
         grpc: bool,
         headers: &HeaderMap,
     ) -> Self {
         Recorder {
-            metrics,
+            sinks: [Some((metrics, latency)), None, None],
             status,
-            latency,
             grpc,
             grpc_status: grpc_status(headers),
+            route: None,
         }
+    }
+
+    /// Also records into `metrics`, with its own `latency`.
+    pub fn add_sink(&mut self, metrics: Arc<HttpMetrics>, latency: Duration) {
+        if let Some(slot) = self.sinks.iter_mut().find(|s| s.is_none()) {
+            *slot = Some((metrics, latency));
+        }
+    }
+
+    /// Classifies with `route`'s response classes.
+    pub fn classify_with(&mut self, route: Arc<Route>) {
+        self.route = Some(route);
     }
 
     fn finish(self, error: &'static str) {
         let grpc_status = if self.grpc { self.grpc_status } else { None };
         let failed = !error.is_empty()
-            || match grpc_status {
-                Some(code) => GRPC_FAILURES.contains(&code),
-                None => self.status >= 500,
+            || match &self.route {
+                Some(r) => r.is_failure(self.status, grpc_status),
+                None => match grpc_status {
+                    Some(code) => GRPC_FAILURES.contains(&code),
+                    None => self.status.is_server_error(),
+                },
             };
         let class = if failed {
             Class::Failure
         } else {
             Class::Success
         };
-        self.metrics.response(
-            ResponseKey {
-                status: self.status,
-                grpc_status,
-                class,
-                error,
-            },
-            self.latency,
-        );
+        let key = ResponseKey {
+            status: self.status.as_u16(),
+            grpc_status,
+            class,
+            error,
+        };
+        for (metrics, latency) in self.sinks.into_iter().flatten() {
+            metrics.response(key, latency);
+        }
     }
-}
-
-fn grpc_status(headers: &HeaderMap) -> Option<u32> {
-    headers
-        .get("grpc-status")?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
 }
 
 /// A response body.
@@ -101,6 +105,29 @@ impl ProxyBody {
     /// An empty body.
     pub fn empty() -> Self {
         ProxyBody::Local(None)
+    }
+
+    /// The recorder of an upstream response, if it has not finished yet.
+    pub fn recorder(&mut self) -> Option<&mut Recorder> {
+        match self {
+            ProxyBody::Upstream { recorder, .. } => recorder.as_mut(),
+            ProxyBody::Local(_) => None,
+        }
+    }
+
+    /// Records the response now, as complete (a response the proxy discards,
+    /// e.g. a failed attempt that is retried).
+    pub fn record_now(&mut self) {
+        if let Some(r) = self.recorder_take() {
+            r.finish("");
+        }
+    }
+
+    fn recorder_take(&mut self) -> Option<Recorder> {
+        match self {
+            ProxyBody::Upstream { recorder, .. } => recorder.take(),
+            ProxyBody::Local(_) => None,
+        }
     }
 }
 

@@ -505,6 +505,16 @@ impl Config {
         })
     }
 
+    /// Whether a GetProfile lookup should be made for this name (it ends
+    /// with one of the profile suffixes; `.` means every name).
+    pub fn profile_lookup_for_name(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.');
+        self.profile_suffixes.iter().any(|s| {
+            let s = s.trim_end_matches('.');
+            s.is_empty() || host == s || host.ends_with(&format!(".{s}"))
+        })
+    }
+
     /// Whether a GetProfile lookup should be made for this original destination.
     pub fn profile_lookup_for(&self, ip: IpAddr) -> bool {
         self.profile_networks.iter().any(|n| n.contains(ip))

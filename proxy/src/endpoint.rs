@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::Uri;
-use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -23,6 +22,7 @@ use tokio_rustls::client::TlsStream;
 
 use crate::io::CountingIo;
 use crate::metrics::{HttpMetrics, Labels, TcpMetrics};
+use crate::reqbody::RequestBody;
 use crate::tls::{MeshTls, TRANSPORT_ALPN};
 use crate::transport_header::{Header, Session};
 use crate::Shared;
@@ -118,7 +118,7 @@ impl Ewma {
     }
 }
 
-type HttpClient = Client<Connector, Incoming>;
+type HttpClient = Client<Connector, RequestBody>;
 
 /// An endpoint with its load, its clients and its metrics.
 pub struct Endpoint {

@@ -29,6 +29,9 @@ pub enum ProxyError {
     /// The endpoint failed while handling the request.
     #[error("request to {0} failed: {1}")]
     Upstream(std::net::SocketAddr, String),
+    /// The route's timeout expired before the response.
+    #[error("route timeout after {0:?}")]
+    RouteTimeout(std::time::Duration),
     /// The request would be sent back to this proxy.
     #[error("forwarding loop detected: {0} is this proxy")]
     Loop(std::net::SocketAddr),
@@ -40,7 +43,9 @@ impl ProxyError {
         match self {
             ProxyError::NoAuthority | ProxyError::BadAuthority(_) => (StatusCode::BAD_REQUEST, 3),
             ProxyError::NoEndpoints(_) => (StatusCode::SERVICE_UNAVAILABLE, 14),
-            ProxyError::Unresolved(_) => (StatusCode::GATEWAY_TIMEOUT, 4),
+            ProxyError::Unresolved(_) | ProxyError::RouteTimeout(_) => {
+                (StatusCode::GATEWAY_TIMEOUT, 4)
+            }
             ProxyError::Unresolvable(..) | ProxyError::Connect(..) | ProxyError::Upstream(..) => {
                 (StatusCode::BAD_GATEWAY, 14)
             }

@@ -15,8 +15,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
-use ::http::{HeaderValue, Request, Response, Version};
 use bytes::Bytes;
+use http::{HeaderValue, Request, Response, Version};
 use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -25,13 +25,14 @@ use crate::body::ProxyBody;
 use crate::detect::{self, Detected, Protocol};
 use crate::drain::Drain;
 use crate::endpoint::{Direction, Endpoint, EndpointMeta};
-use crate::http::{orig_proto_value, ORIG_PROTO};
+use crate::http_proxy::{orig_proto_value, ORIG_PROTO};
 use crate::io::{CountingIo, PrefixedIo};
 use crate::metrics::{HttpMetrics, Labels};
 use crate::orig_dst::original_dst;
+use crate::reqbody::RequestBody;
 use crate::tls::{peer_identity, read_client_hello, Hello, MeshTls, TRANSPORT_ALPN};
 use crate::transport_header::{self, Session};
-use crate::{http, tcp, Shared};
+use crate::{http_proxy, tcp, Shared};
 
 /// How an accepted connection is secured, as metrics label it.
 #[derive(Clone, Debug)]
@@ -327,7 +328,7 @@ async fn forward<I>(
             let client_id = tls
                 .client_id()
                 .and_then(|id| HeaderValue::from_str(id).ok());
-            http::serve(io, proto, &shared.config, drain, move |req| {
+            http_proxy::serve(io, proto, &shared.config, drain, move |req| {
                 let ep = ep.clone();
                 let metrics = metrics.clone();
                 let client_id = client_id.clone();
@@ -364,7 +365,7 @@ async fn proxy_request(
         }
         _ => None,
     };
-    let mut rsp = http::forward(ep, req, metrics).await;
+    let mut rsp = http_proxy::forward(ep, req.map(RequestBody::Streaming), metrics, None).await;
     if let Some(v) = downgraded {
         rsp.headers_mut()
             .insert(ORIG_PROTO, HeaderValue::from_static(orig_proto_value(v)));

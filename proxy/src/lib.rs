@@ -5,8 +5,8 @@
 //! 1. [`run`] binds the listeners and spawns the accept loops.
 //! 2. [`outbound::serve`] / [`inbound::serve`] accept a connection, read its
 //!    original destination ([`orig_dst`]) and detect its protocol ([`detect`]).
-//! 3. HTTP connections are served by [`http::serve`]; each request is routed
-//!    (outbound: [`discovery`] + [`balance`]) and sent with [`http::forward`]
+//! 3. HTTP connections are served by [`http_proxy::serve`]; each request is routed
+//!    (outbound: [`discovery`] + [`balance`]) and sent with [`http_proxy::forward`]
 //!    through an [`endpoint::Endpoint`]'s pooled client.
 //! 4. Opaque connections are spliced byte for byte by [`tcp::splice`].
 //!
@@ -16,6 +16,7 @@
 pub mod admin;
 pub mod balance;
 pub mod body;
+pub mod budget;
 pub mod cache;
 pub mod config;
 pub mod control;
@@ -24,16 +25,19 @@ pub mod discovery;
 pub mod drain;
 pub mod endpoint;
 pub mod errors;
-pub mod http;
+pub mod http_proxy;
 pub mod identity;
 pub mod inbound;
 pub mod io;
 pub mod listen;
+pub mod logical;
 pub mod metrics;
 pub mod orig_dst;
 pub mod outbound;
 mod process_metrics;
 pub mod profiles;
+pub mod reqbody;
+pub mod routes;
 pub mod tcp;
 pub mod tls;
 pub mod transport_header;
@@ -54,8 +58,8 @@ use crate::metrics::Registry;
 use crate::profiles::Profiles;
 use crate::tls::MeshTls;
 
-/// How long a transparent connection waits for its first GetProfile answer.
-const PROFILE_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long a new target waits for its first GetProfile answer.
+pub(crate) const PROFILE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// State shared by every connection.
 pub struct Shared {
@@ -65,8 +69,10 @@ pub struct Shared {
     pub metrics: Arc<Registry>,
     /// Balancers by authority, fed by Destination.Get.
     pub discovery: Discovery,
-    /// Profile answers by original destination.
+    /// Profile streams by target.
     pub profiles: Profiles,
+    /// Logical services (targets with a profile) by target.
+    pub logicals: Cache<String, logical::Logical>,
     /// Endpoints for traffic sent to an address rather than a service.
     pub forwards: Cache<SocketAddr, Endpoint>,
     /// Local application targets of inbound traffic.
@@ -167,13 +173,14 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let profiles = Profiles::new(
         discovery.client(),
         config.destination_context.clone(),
+        metrics.clone(),
         config.outbound_discovery_idle_timeout,
-        PROFILE_TIMEOUT,
     );
     let shared = Arc::new(Shared {
         metrics,
         discovery,
         profiles,
+        logicals: Cache::new(config.outbound_discovery_idle_timeout, 10_000),
         forwards: Cache::new(config.outbound_discovery_idle_timeout, 10_000),
         inbound_targets: Cache::new(config.inbound_discovery_idle_timeout, 1_000),
         listen_addrs,
@@ -220,6 +227,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
                 tick.tick().await;
                 shared.discovery.evict_idle();
                 shared.profiles.evict_idle();
+                shared.logicals.evict_idle();
                 shared.forwards.evict_idle();
                 shared.inbound_targets.evict_idle();
             }

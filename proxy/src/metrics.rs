@@ -138,11 +138,37 @@ struct Responses {
 
 /// The HTTP request/response series of one endpoint (one label set).
 pub struct HttpMetrics {
+    family: Family,
     labels: Labels,
     requests: AtomicU64,
     responses: Mutex<Responses>,
+    retries: AtomicU64,
+    retries_skipped: AtomicU64,
     touched: AtomicU64,
     epoch: Instant,
+}
+
+/// Which families a series of requests and responses is exported under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// `request_total`, `response_total`, `response_latency_ms` (per endpoint).
+    Endpoint,
+    /// `route_request_total`, ... (per ServiceProfile route, once per request).
+    Route,
+    /// `route_actual_request_total`, `route_actual_response_total` (per attempt).
+    RouteActual,
+}
+
+impl Family {
+    const ALL: [Family; 3] = [Family::Endpoint, Family::Route, Family::RouteActual];
+
+    fn prefix(self) -> &'static str {
+        match self {
+            Family::Endpoint => "",
+            Family::Route => "route_",
+            Family::RouteActual => "route_actual_",
+        }
+    }
 }
 
 impl HttpMetrics {
@@ -168,6 +194,17 @@ impl HttpMetrics {
             }
         }
         drop(r);
+        self.touch();
+    }
+
+    /// Counts a retry (`route_retryable_total`), or one skipped for lack of budget.
+    pub fn retry(&self, skipped: bool) {
+        let c = if skipped {
+            &self.retries_skipped
+        } else {
+            &self.retries
+        };
+        c.fetch_add(1, Relaxed);
         self.touch();
     }
 
@@ -240,7 +277,7 @@ pub struct Registry {
     identity: IdentityMetrics,
     epoch: Instant,
     retain_idle: Duration,
-    http: Mutex<HashMap<String, Arc<HttpMetrics>>>,
+    http: Mutex<HashMap<(Family, String), Arc<HttpMetrics>>>,
     tcp: Mutex<HashMap<String, Arc<TcpMetrics>>>,
 }
 
@@ -300,15 +337,23 @@ impl Registry {
         }
     }
 
-    /// The HTTP series for `labels`, created on first use.
+    /// The endpoint HTTP series for `labels`, created on first use.
     pub fn http(&self, labels: Labels) -> Arc<HttpMetrics> {
+        self.family(Family::Endpoint, labels)
+    }
+
+    /// The series of `family` for `labels`, created on first use.
+    pub fn family(&self, family: Family, labels: Labels) -> Arc<HttpMetrics> {
         let mut map = lock(&self.http);
-        map.entry(labels.0.clone())
+        map.entry((family, labels.0.clone()))
             .or_insert_with(|| {
                 Arc::new(HttpMetrics {
+                    family,
                     labels,
                     requests: AtomicU64::new(0),
                     responses: Mutex::default(),
+                    retries: AtomicU64::new(0),
+                    retries_skipped: AtomicU64::new(0),
                     touched: AtomicU64::new(self.epoch.elapsed().as_secs()),
                     epoch: self.epoch,
                 })
@@ -352,48 +397,74 @@ impl Registry {
         map.retain(|_, m| {
             Arc::strong_count(m) > 1 || now.saturating_sub(m.touched.load(Relaxed)) < retain
         });
-        let series: Vec<_> = map.values().cloned().collect();
+        let all: Vec<_> = map.values().cloned().collect();
         drop(map);
-        family(
-            out,
-            "request_total",
-            "counter",
-            "Total count of HTTP requests.",
-        );
-        for m in &series {
-            let _ = writeln!(
-                out,
-                "request_total{{{}}} {}",
-                m.labels.as_str(),
-                m.requests.load(Relaxed)
-            );
-        }
-        family(out, "response_latency_ms", "histogram", "Elapsed times between a request's headers being received and its response stream completing");
-        for m in &series {
-            let r = lock(&m.responses);
-            for (status, h) in &r.latency {
-                let labels = format!("{},status_code=\"{status}\"", m.labels.as_str());
-                h.render(out, "response_latency_ms", &labels);
+        for fam in Family::ALL {
+            let series: Vec<_> = all.iter().filter(|m| m.family == fam).collect();
+            if series.is_empty() && fam != Family::Endpoint {
+                continue;
             }
-        }
-        family(
-            out,
-            "response_total",
-            "counter",
-            "Total count of HTTP responses.",
-        );
-        for m in &series {
-            let r = lock(&m.responses);
-            for (k, n) in &r.totals {
-                let grpc = k.grpc_status.map(|s| s.to_string()).unwrap_or_default();
+            let p = fam.prefix();
+            family(
+                out,
+                &format!("{p}request_total"),
+                "counter",
+                "Total count of HTTP requests.",
+            );
+            for m in &series {
                 let _ = writeln!(
                     out,
-                    "response_total{{{},status_code=\"{}\",classification=\"{}\",grpc_status=\"{grpc}\",error=\"{}\"}} {n}",
+                    "{p}request_total{{{}}} {}",
                     m.labels.as_str(),
-                    k.status,
-                    k.class.as_str(),
-                    k.error,
+                    m.requests.load(Relaxed)
                 );
+            }
+            if fam != Family::RouteActual {
+                let name = format!("{p}response_latency_ms");
+                family(out, &name, "histogram", "Elapsed times between a request's headers being received and its response stream completing");
+                for m in &series {
+                    let r = lock(&m.responses);
+                    for (status, h) in &r.latency {
+                        let labels = format!("{},status_code=\"{status}\"", m.labels.as_str());
+                        h.render(out, &name, &labels);
+                    }
+                }
+            }
+            family(
+                out,
+                &format!("{p}response_total"),
+                "counter",
+                "Total count of HTTP responses.",
+            );
+            for m in &series {
+                let r = lock(&m.responses);
+                for (k, n) in &r.totals {
+                    let grpc = k.grpc_status.map(|s| s.to_string()).unwrap_or_default();
+                    let _ = writeln!(
+                        out,
+                        "{p}response_total{{{},status_code=\"{}\",classification=\"{}\",grpc_status=\"{grpc}\",error=\"{}\"}} {n}",
+                        m.labels.as_str(),
+                        k.status,
+                        k.class.as_str(),
+                        k.error,
+                    );
+                }
+            }
+            if fam == Family::Route {
+                family(out, "route_retryable_total", "counter", "Total count of retryable HTTP responses: retries made, and those skipped for lack of budget.");
+                for m in &series {
+                    let l = m.labels.as_str();
+                    let _ = writeln!(
+                        out,
+                        "route_retryable_total{{{l}}} {}",
+                        m.retries.load(Relaxed)
+                    );
+                    let _ = writeln!(
+                        out,
+                        "route_retryable_total{{{l},skipped=\"no_budget\"}} {}",
+                        m.retries_skipped.load(Relaxed)
+                    );
+                }
             }
         }
     }

@@ -9,7 +9,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use ::http::{Request, Response};
+use http::{Request, Response};
 use hyper::body::Incoming;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -20,9 +20,10 @@ use crate::drain::Drain;
 use crate::endpoint::{Direction, Endpoint, EndpointMeta};
 use crate::errors::{is_grpc, ProxyError};
 use crate::io::{CountingIo, PrefixedIo};
+use crate::logical::Logical;
 use crate::metrics::Labels;
 use crate::orig_dst::original_dst;
-use crate::{http, tcp, Shared};
+use crate::{http_proxy, tcp, Shared};
 
 /// Accepts outbound connections until the proxy drains.
 pub async fn serve(shared: Arc<Shared>, listener: TcpListener, drain: Drain) {
@@ -39,6 +40,8 @@ enum Route {
     Balance(Arc<Balancer>),
     /// One address.
     Forward(Arc<Endpoint>),
+    /// A logical service with a ServiceProfile: routes, retries, timeouts, split.
+    Logical(Arc<Logical>),
     /// Per request, by HTTP authority (universal mode).
     ByAuthority,
 }
@@ -59,12 +62,13 @@ async fn handle(shared: Arc<Shared>, stream: TcpStream, drain: Drain) {
     let mut io = CountingIo::new(stream, shared.metrics.tcp(labels));
     let cfg = &shared.config;
 
-    let route = match orig {
+    let (route, opaque_profile) = match orig {
         Some(dst) => route_for_addr(&shared, dst).await,
-        None => Route::ByAuthority,
+        None => (Route::ByAuthority, false),
     };
 
-    let opaque_port = orig.is_some_and(|d| cfg.outbound_opaque_ports.contains(d.port()));
+    let opaque_port =
+        opaque_profile || orig.is_some_and(|d| cfg.outbound_opaque_ports.contains(d.port()));
     let (proto, prefix) = if opaque_port {
         (Protocol::Opaque, bytes::Bytes::new())
     } else {
@@ -80,7 +84,7 @@ async fn handle(shared: Arc<Shared>, stream: TcpStream, drain: Drain) {
     match proto {
         Protocol::Http1 | Protocol::Http2 => {
             let shared2 = shared.clone();
-            http::serve(io, proto, &shared.config, drain, move |req| {
+            http_proxy::serve(io, proto, &shared.config, drain, move |req| {
                 let shared = shared2.clone();
                 let route = route.clone();
                 async move { proxy_request(&shared, route, req).await }
@@ -90,6 +94,7 @@ async fn handle(shared: Arc<Shared>, stream: TcpStream, drain: Drain) {
         Protocol::Opaque => {
             let ep = match route {
                 Route::Forward(ep) => Some(ep),
+                Route::Logical(l) => l.endpoint(&shared).await,
                 Route::Balance(b) => match b.resolved(cfg.outbound_failfast_timeout).await {
                     Resolution::Ready => b.pick(),
                     _ => None,
@@ -109,20 +114,32 @@ async fn handle(shared: Arc<Shared>, stream: TcpStream, drain: Drain) {
 }
 
 /// The route for a redirected connection to `dst`: the service behind it if
-/// discovery knows one (GetProfile), else `dst` itself.
-async fn route_for_addr(shared: &Arc<Shared>, dst: SocketAddr) -> Route {
+/// discovery knows one (GetProfile), else `dst` itself; and whether the
+/// profile marks it opaque.
+async fn route_for_addr(shared: &Arc<Shared>, dst: SocketAddr) -> (Route, bool) {
     if shared.config.profile_lookup_for(dst.ip()) {
-        if let Some(p) = shared.profiles.lookup(dst).await {
+        let target = dst.to_string();
+        let watch = shared.profiles.watch(&target);
+        if let Some(p) = watch.first(crate::PROFILE_TIMEOUT).await {
             if let Some(fqn) = &p.fqn {
                 let authority = format!("{fqn}:{}", dst.port());
-                return Route::Balance(shared.discovery.resolve(shared, &authority));
+                let logical = shared.logicals.get_or_insert_with(&target, || {
+                    Arc::new(Logical::new(shared, authority, watch.clone()))
+                });
+                return (Route::Logical(logical), p.opaque);
             }
             if let Some((addr, meta)) = &p.endpoint {
-                return Route::Forward(forward_endpoint(shared, *addr, meta.clone()));
+                return (
+                    Route::Forward(forward_endpoint(shared, *addr, meta.clone())),
+                    p.opaque,
+                );
             }
         }
     }
-    Route::Forward(forward_endpoint(shared, dst, EndpointMeta::default()))
+    (
+        Route::Forward(forward_endpoint(shared, dst, EndpointMeta::default())),
+        false,
+    )
 }
 
 /// A cached endpoint for traffic sent to an address rather than a service.
@@ -140,7 +157,7 @@ fn forward_endpoint(shared: &Arc<Shared>, addr: SocketAddr, meta: EndpointMeta) 
 /// Splits `host:port` (port 80 when absent).
 fn split_authority(authority: &str) -> Result<(String, u16), ProxyError> {
     let bad = || ProxyError::BadAuthority(authority.to_string());
-    let a: ::http::uri::Authority = authority.parse().map_err(|_| bad())?;
+    let a: http::uri::Authority = authority.parse().map_err(|_| bad())?;
     let host = a.host().trim_start_matches('[').trim_end_matches(']');
     let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
     if host.is_empty() {
@@ -174,7 +191,7 @@ async fn proxy_request(
         .and_then(|v| v.to_str().ok().map(str::to_string));
     let route = match route {
         Route::ByAuthority => {
-            let authority = override_authority.or_else(|| http::request_authority(&req));
+            let authority = override_authority.or_else(|| http_proxy::request_authority(&req));
             match authority
                 .ok_or(ProxyError::NoAuthority)
                 .and_then(|a: String| route_for_authority(shared, &a))
@@ -191,22 +208,10 @@ async fn proxy_request(
             Ok(ep) => ep,
             Err(e) => return e.respond(grpc, version),
         },
+        Route::Logical(l) => return l.dispatch(shared, req).await,
         Route::ByAuthority => return ProxyError::NoAuthority.respond(grpc, version),
     };
-    match &ep.http_metrics {
-        Some(metrics) => http::forward(&ep, req, metrics).await,
-        // Outbound endpoints always have request series.
-        None => {
-            http::forward(
-                &ep,
-                req,
-                &shared
-                    .metrics
-                    .http(Labels::new().with("direction", "outbound")),
-            )
-            .await
-        }
-    }
+    crate::logical::forward_plain(&ep, req).await
 }
 
 /// The route for an authority named by a request.
@@ -223,14 +228,23 @@ fn route_for_authority(shared: &Arc<Shared>, authority: &str) -> Result<Route, P
             EndpointMeta::default(),
         )));
     }
-    Ok(Route::Balance(
-        shared.discovery.resolve(shared, &format!("{host}:{port}")),
-    ))
+    let authority = format!("{host}:{port}");
+    if shared.config.profile_lookup_for_name(&host) {
+        let logical = shared.logicals.get_or_insert_with(&authority, || {
+            let watch = shared.profiles.watch(&authority);
+            Arc::new(Logical::new(shared, authority.clone(), watch))
+        });
+        return Ok(Route::Logical(logical));
+    }
+    Ok(Route::Balance(shared.discovery.resolve(shared, &authority)))
 }
 
 /// Picks an endpoint of a service, waiting for discovery's first answer.
 /// A name discovery does not know is resolved with DNS instead.
-async fn pick(shared: &Arc<Shared>, b: &Arc<Balancer>) -> Result<Arc<Endpoint>, ProxyError> {
+pub(crate) async fn pick(
+    shared: &Arc<Shared>,
+    b: &Arc<Balancer>,
+) -> Result<Arc<Endpoint>, ProxyError> {
     match b.resolved(shared.config.outbound_failfast_timeout).await {
         Resolution::Ready => b
             .pick()

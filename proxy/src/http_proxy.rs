@@ -19,6 +19,17 @@ use crate::drain::Drain;
 use crate::endpoint::Endpoint;
 use crate::errors::{is_grpc, ProxyError};
 use crate::metrics::{Class, HttpMetrics, ResponseKey};
+use crate::reqbody::RequestBody;
+use crate::routes::Route;
+
+/// The route of a request sent as one attempt of a profile route: the
+/// per-attempt series and the route's response classes.
+pub struct RouteAttempt {
+    /// `route_actual_*` series.
+    pub actual: Arc<HttpMetrics>,
+    /// The route (its response classes classify the response).
+    pub route: Arc<Route>,
+}
 
 /// How long a client may take to send a request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -185,8 +196,9 @@ pub fn orig_proto_value(version: Version) -> &'static str {
 /// into HTTP/1.
 pub async fn forward(
     ep: &Arc<Endpoint>,
-    mut req: Request<Incoming>,
+    mut req: Request<RequestBody>,
     metrics: &Arc<HttpMetrics>,
+    attempt: Option<&RouteAttempt>,
 ) -> Response<ProxyBody> {
     let grpc = is_grpc(&req);
     let version = req.version();
@@ -211,6 +223,9 @@ pub async fn forward(
         }
     }
     metrics.request();
+    if let Some(a) = attempt {
+        a.actual.request();
+    }
     let inflight = ep.start_request();
     match ep.client(http2).request(req).await {
         Ok(mut rsp) => {
@@ -228,13 +243,12 @@ pub async fn forward(
                 rsp.headers_mut().remove(ORIG_PROTO);
                 *rsp.version_mut() = version;
             }
-            let recorder = Recorder::new(
-                metrics.clone(),
-                rsp.status().as_u16(),
-                latency,
-                grpc,
-                rsp.headers(),
-            );
+            let mut recorder =
+                Recorder::new(metrics.clone(), rsp.status(), latency, grpc, rsp.headers());
+            if let Some(a) = attempt {
+                recorder.add_sink(a.actual.clone(), latency);
+                recorder.classify_with(a.route.clone());
+            }
             rsp.map(|inner| ProxyBody::Upstream {
                 inner,
                 recorder: Some(recorder),
@@ -248,6 +262,19 @@ pub async fn forward(
                 ProxyError::Upstream(ep.addr, error_chain(&e))
             };
             tracing::info!(error = %err, "request failed");
+            let failed = ResponseKey {
+                status: 502,
+                grpc_status: grpc.then_some(14),
+                class: Class::Failure,
+                error: if e.is_connect() {
+                    "connect"
+                } else {
+                    "unexpected"
+                },
+            };
+            if let Some(a) = attempt {
+                a.actual.response(failed, Duration::ZERO);
+            }
             metrics.response(
                 ResponseKey {
                     status: 502,
