@@ -10,6 +10,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+pub mod identity;
+
 use std::convert::Infallible;
 use std::fs;
 use std::io::Read as _;
@@ -30,6 +32,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+
+pub use identity::{identity_name, IdentityPlane, IDENTITY_SUFFIX, IDENTITY_SVC_NAME};
 
 /// The logical name every test service uses.
 pub const WEB_FQDN: &str = "web.default.svc.cluster.local";
@@ -306,8 +310,17 @@ pub fn endpoint_slice_yaml(
 
 /// YAML of a meshed Pod whose `linkerd-proxy` container listens inbound on `<ip>:4143`.
 pub fn pod_yaml(name: &str, ns: &str, ip: Ipv4Addr) -> String {
+    pod_yaml_with_sa(name, ns, ip, None)
+}
+
+/// [`pod_yaml`] with `spec.serviceAccountName` (the identity discovery
+/// gives the pod: `<sa>.<ns>.serviceaccount.identity.linkerd.cluster.local`).
+pub fn pod_yaml_with_sa(name: &str, ns: &str, ip: Ipv4Addr, sa: Option<&str>) -> String {
+    let sa = sa
+        .map(|sa| format!("  serviceAccountName: {sa}\n"))
+        .unwrap_or_default();
     format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels: {{app: web, linkerd.io/control-plane-ns: linkerd}}\nspec:\n  containers:\n  - name: app\n    image: app\n  - name: linkerd-proxy\n    image: wisp-proxy\n    env: [{{name: LINKERD2_PROXY_INBOUND_LISTEN_ADDR, value: \"{ip}:4143\"}}]\nstatus: {{podIP: {ip}}}\n"
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels: {{app: web, linkerd.io/control-plane-ns: linkerd}}\nspec:\n{sa}  containers:\n  - name: app\n    image: app\n  - name: linkerd-proxy\n    image: wisp-proxy\n    env: [{{name: LINKERD2_PROXY_INBOUND_LISTEN_ADDR, value: \"{ip}:4143\"}}]\nstatus: {{podIP: {ip}}}\n"
     )
 }
 
@@ -394,40 +407,58 @@ pub struct Proxy {
 
 impl Proxy {
     /// Starts a proxy listening on `ip:4140/4143/4191`, discovering from
-    /// `destination`, with extra environment `env`; waits for `/ready`.
+    /// `destination`, with identity disabled and extra environment `env`;
+    /// waits for `/ready`.
     pub async fn start(ip: Ipv4Addr, destination: &str, env: &[(&str, &str)]) -> Proxy {
+        let mut p = Proxy::spawn(ip, destination, None, env);
+        p.wait_ready(Duration::from_secs(10)).await;
+        p
+    }
+
+    /// Like [`Proxy::start`], with identity enabled by `identity` (see
+    /// [`IdentityPlane::proxy_env`]); waits for `/ready` (the first certificate).
+    pub async fn start_with_identity(
+        ip: Ipv4Addr,
+        destination: &str,
+        identity: &[(String, String)],
+        env: &[(&str, &str)],
+    ) -> Proxy {
+        let mut p = Proxy::spawn(ip, destination, Some(identity), env);
+        p.wait_ready(Duration::from_secs(10)).await;
+        p
+    }
+
+    /// Spawns a proxy without waiting for it: identity disabled when
+    /// `identity` is `None`, else configured by those variables.
+    pub fn spawn(
+        ip: Ipv4Addr,
+        destination: &str,
+        identity: Option<&[(String, String)]>,
+        env: &[(&str, &str)],
+    ) -> Proxy {
         let outbound = SocketAddr::from((ip, 4140));
         let inbound = SocketAddr::from((ip, 4143));
         let admin = SocketAddr::from((ip, 4191));
         let mut cmd = Command::new(bin("wisp-proxy"));
         cmd.env_clear()
-            .env("LINKERD2_PROXY_IDENTITY_DISABLED", "1")
             .env("LINKERD2_PROXY_DESTINATION_SVC_ADDR", destination)
             .env("LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR", outbound.to_string())
             .env("LINKERD2_PROXY_INBOUND_LISTEN_ADDR", inbound.to_string())
             .env("LINKERD2_PROXY_ADMIN_LISTEN_ADDR", admin.to_string());
+        match identity {
+            None => {
+                cmd.env("LINKERD2_PROXY_IDENTITY_DISABLED", "1");
+            }
+            Some(vars) => {
+                for (k, v) in vars {
+                    cmd.env(k, v);
+                }
+            }
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut process = Process::spawn(&format!("wisp-proxy {ip}"), cmd);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok((StatusCode::OK, _)) = http_get(admin, "/ready").await {
-                break;
-            }
-            if let Some(s) = process.exited() {
-                panic!(
-                    "wisp-proxy {ip} exited at start ({s}):\n{}",
-                    process.output()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "wisp-proxy {ip} not ready in 10s:\n{}",
-                process.output()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let process = Process::spawn(&format!("wisp-proxy {ip}"), cmd);
         Proxy {
             outbound,
             inbound,
@@ -436,9 +467,40 @@ impl Proxy {
         }
     }
 
+    /// The status of `GET /ready` on the admin port, if it answered.
+    pub async fn ready_status(&self) -> Option<StatusCode> {
+        http_get(self.admin, "/ready").await.ok().map(|(s, _)| s)
+    }
+
+    /// Polls `/ready` until it is 200; panics (with the proxy's output) if
+    /// the proxy exits or `timeout` passes.
+    pub async fn wait_ready(&mut self, timeout: Duration) {
+        let ip = self.admin.ip();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.ready_status().await == Some(StatusCode::OK) {
+                return;
+            }
+            if let Some(s) = self.process.exited() {
+                panic!(
+                    "wisp-proxy {ip} exited at start ({s}):\n{}",
+                    self.process.output()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "wisp-proxy {ip} not ready in {timeout:?}:\n{}",
+                self.process.output()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// The `/metrics` text.
     pub async fn metrics(&self) -> String {
-        let (status, body) = http_get(self.admin, "/metrics").await.unwrap();
+        let (status, body) = http_get(self.admin, "/metrics")
+            .await
+            .unwrap_or_else(|e| panic!("GET /metrics on {}: {e}", self.admin));
         assert_eq!(status, StatusCode::OK);
         String::from_utf8_lossy(&body).into_owned()
     }
@@ -644,8 +706,9 @@ pub fn transport_header(port: u16, session: Session) -> Vec<u8> {
 /// An in-process HTTP/1.1 + h2c server that answers with its name in the
 /// `x-backend` header.
 ///
-/// Paths: `/echo` returns the request body; `/bytes/<n>` returns
-/// `pattern(n, 7)`; anything else returns the name. Every response carries
+/// Paths: `/echo` returns the request body; `/headers` returns the request
+/// headers as received, one `name: value` line each (names lowercase);
+/// `/bytes/<n>` returns `pattern(n, 7)`; anything else returns the name. Every response carries
 /// `x-saw-dst-override: yes|no` (whether `l5d-dst-override` reached it) and
 /// `x-version` (the request's HTTP version).
 pub struct HttpBackend {
@@ -728,6 +791,11 @@ async fn answer(
     let saw_override = req.headers().contains_key("l5d-dst-override");
     let version = format!("{:?}", req.version());
     let path = req.uri().path().to_string();
+    let headers: String = req
+        .headers()
+        .iter()
+        .map(|(k, v)| format!("{k}: {}\n", String::from_utf8_lossy(v.as_bytes())))
+        .collect();
     let body = req
         .into_body()
         .collect()
@@ -740,6 +808,8 @@ async fn answer(
     }
     let out = if path == "/echo" {
         body
+    } else if path == "/headers" {
+        Bytes::from(headers)
     } else if let Some(n) = path.strip_prefix("/bytes/") {
         Bytes::from(pattern(n.parse().unwrap_or(0), 7))
     } else {
@@ -903,7 +973,8 @@ fn tokio_stream_shim(
 /// A universal-mode mesh: a control plane at `.2:8086`, Service `web`
 /// (port 80 -> `app_port`) with endpoints on pods `.11`, `.12`, ...; when
 /// `meshed`, each pod has a Pod object and a server proxy on `<pod>:4143`;
-/// the client proxy is at `.10`.
+/// the client proxy is at `.10`. With identity ([`Mesh::start_mtls`]), a
+/// `wisp identity` service runs at `.3:8080` and every proxy is certified.
 pub struct Mesh {
     /// The address block.
     pub net: Net,
@@ -919,11 +990,61 @@ pub struct Mesh {
     pub app_port: u16,
     /// Whether pods have proxies.
     pub meshed: bool,
+    /// The certificate authority, when identity is on.
+    pub identity: Option<IdentityPlane>,
+}
+
+/// How [`Mesh::start_mtls`] sets up identity.
+#[derive(Clone, Debug)]
+pub struct MtlsOptions<'a> {
+    /// `serviceAccountName` of the Pods in the manifests: the identity
+    /// discovery tells clients to expect.
+    pub manifest_sa: &'a str,
+    /// The service account the pod proxies are certified as.
+    pub server_sa: &'a str,
+    /// The service account the client proxy is certified as.
+    pub client_sa: &'a str,
+    /// Extra environment of the client proxy.
+    pub client_env: &'a [(&'a str, &'a str)],
+    /// Extra environment of every server proxy.
+    pub server_env: &'a [(&'a str, &'a str)],
+    /// `--lifetime` and `--skew` of the identity service, if not its defaults.
+    pub lifetime: Option<(&'a str, &'a str)>,
+}
+
+impl Default for MtlsOptions<'_> {
+    fn default() -> Self {
+        MtlsOptions {
+            manifest_sa: "web",
+            server_sa: "web",
+            client_sa: "client",
+            client_env: &[],
+            server_env: &[],
+            lifetime: None,
+        }
+    }
 }
 
 impl Mesh {
     /// Starts a mesh with `pods` endpoints; `client_env` is added to the client proxy's env.
     pub async fn start(pods: u8, app_port: u16, meshed: bool, client_env: &[(&str, &str)]) -> Mesh {
+        Mesh::start_inner(pods, app_port, meshed, client_env, None).await
+    }
+
+    /// Starts a meshed mesh with identity on for every proxy: the client
+    /// proxy certified as `client.default`, pod proxies as `web.default`
+    /// (both configurable in `opts`).
+    pub async fn start_mtls(pods: u8, app_port: u16, opts: &MtlsOptions<'_>) -> Mesh {
+        Mesh::start_inner(pods, app_port, true, opts.client_env, Some(opts)).await
+    }
+
+    async fn start_inner(
+        pods: u8,
+        app_port: u16,
+        meshed: bool,
+        client_env: &[(&str, &str)],
+        mtls: Option<&MtlsOptions<'_>>,
+    ) -> Mesh {
         let net = Net::new();
         let mut cp = ControlPlane::create(net.addr(2, 8086));
         let pod_ips: Vec<Ipv4Addr> = (0..pods).map(|i| net.ip(11 + i)).collect();
@@ -937,7 +1058,12 @@ impl Mesh {
             for (i, ip) in pod_ips.iter().enumerate() {
                 cp.write(
                     &format!("pod-{i}.yaml"),
-                    &pod_yaml(&format!("web-{i}"), "default", *ip),
+                    &pod_yaml_with_sa(
+                        &format!("web-{i}"),
+                        "default",
+                        *ip,
+                        mtls.map(|o| o.manifest_sa),
+                    ),
                 );
             }
         }
@@ -955,19 +1081,44 @@ impl Mesh {
         );
         // Every manifest is in place before the destination service starts.
         cp.restart().await;
+        let identity = match mtls {
+            None => None,
+            Some(o) => {
+                let mut id = IdentityPlane::init(net.addr(3, 8080));
+                if let Some((lifetime, skew)) = o.lifetime {
+                    id = id.with_lifetime(lifetime, skew);
+                }
+                id.restart().await;
+                Some(id)
+            }
+        };
         if meshed {
             for ip in &pod_ips {
-                servers.push(Proxy::start(*ip, &dst, &[]).await);
+                servers.push(match (&identity, mtls) {
+                    (Some(id), Some(o)) => {
+                        let env = id.proxy_env(o.server_sa, "default");
+                        Proxy::start_with_identity(*ip, &dst, &env, o.server_env).await
+                    }
+                    _ => Proxy::start(*ip, &dst, &[]).await,
+                });
             }
         }
+        let client = match (&identity, mtls) {
+            (Some(id), Some(o)) => {
+                let env = id.proxy_env(o.client_sa, "default");
+                Proxy::start_with_identity(net.ip(10), &dst, &env, client_env).await
+            }
+            _ => Proxy::start(net.ip(10), &dst, client_env).await,
+        };
         Mesh {
-            client: Proxy::start(net.ip(10), &dst, client_env).await,
+            client,
             net,
             cp,
             servers,
             pods: pod_ips,
             app_port,
             meshed,
+            identity,
         }
     }
 

@@ -62,8 +62,8 @@ impl Pods {
     fn create() -> Pods {
         let seq = u32::from(NEXT.fetch_add(1, Ordering::SeqCst));
         let pid = std::process::id();
-        // 1..=250, distinct for the (at most two) tests of this process.
-        let n = ((pid % 125) * 2 + seq % 2 + 1) as u8;
+        // 1..=249, distinct for the (at most three) tests of this process.
+        let n = ((pid % 83) * 3 + seq % 3 + 1) as u8;
         let tag = format!("{pid}-{n}");
         let pods = Pods {
             n,
@@ -135,6 +135,15 @@ impl Pods {
 
     /// Starts a proxy in `ns` as uid 2102 and waits for `/ready`.
     async fn proxy(ns: &str, env: &[(&str, &str)]) -> Process {
+        Pods::proxy_with_identity(ns, None, env).await
+    }
+
+    /// [`Pods::proxy`], with identity configured by `identity` (else disabled).
+    async fn proxy_with_identity(
+        ns: &str,
+        identity: Option<&[(String, String)]>,
+        env: &[(&str, &str)],
+    ) -> Process {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", ns, "setpriv"])
             .args([
@@ -145,11 +154,20 @@ impl Pods {
             .arg(proxy_binary())
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .env("LINKERD2_PROXY_IDENTITY_DISABLED", "1")
             .env("LINKERD2_PROXY_DESTINATION_SVC_ADDR", "127.0.0.1:8086")
             .env("LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR", "127.0.0.1:4140")
             .env("LINKERD2_PROXY_INBOUND_LISTEN_ADDR", "0.0.0.0:4143")
             .env("LINKERD2_PROXY_ADMIN_LISTEN_ADDR", "0.0.0.0:4191");
+        match identity {
+            None => {
+                cmd.env("LINKERD2_PROXY_IDENTITY_DISABLED", "1");
+            }
+            Some(vars) => {
+                for (k, v) in vars {
+                    cmd.env(k, v);
+                }
+            }
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -382,6 +400,70 @@ async fn iptables_redirect_to_cluster_ip_uses_discovery() {
     assert_eq!(
         metric_sum(&mb, "request_total", &[("direction", "inbound")]),
         3.0,
+        "proxy b:\n{mb}"
+    );
+}
+
+#[tokio::test]
+async fn plaintext_accepted_on_redirected_port_with_identity_on() {
+    if let Some(why) = unsupported() {
+        eprintln!("skipping transparent test: {why}");
+        return;
+    }
+    let pods = Pods::create();
+    // An identity service in b on b's pod IP: not loopback, so the proxy
+    // certifies over TLS, verifying the service as IDENTITY_SVC_NAME.
+    let id = IdentityPlane::init(format!("{}:8081", pods.ip(2)).parse().unwrap());
+    let mut cmd = Pods::exec(&pods.b, &bin("wisp"));
+    cmd.args(id.serve_command_args(id.addr));
+    let _identity = Process::spawn(&format!("wisp identity in {}", pods.b), cmd);
+    let _backend = Pods::backend(&pods.b, "0.0.0.0:8080", "b").await;
+    // b's proxy is certified (waiting for /ready covers the identity
+    // service's start); a has no proxy: its client is not meshed.
+    let env = id.proxy_env("web", "default");
+    let _proxy_b = Pods::proxy_with_identity(&pods.b, Some(&env), &[]).await;
+
+    // A plaintext client in a, as uid 2102 so a's own redirect lets it
+    // out untouched, with a forged client identity.
+    let url = format!("http://{}:8080/headers", pods.ip(2));
+    let out = Command::new("ip")
+        .args(["netns", "exec", &pods.a, "setpriv"])
+        .args([
+            &format!("--reuid={PROXY_UID}"),
+            &format!("--regid={PROXY_UID}"),
+            "--clear-groups",
+        ])
+        .args(["curl", "-sS", "--max-time", "10", "-D", "-"])
+        .args(["-H", "l5d-client-id: evil", &url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "curl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(!text.contains("evil"), "the app saw the forged id:\n{text}");
+    assert!(!text.contains("l5d-client-id"), "{text}");
+
+    let mb = Pods::metrics(&pods.b);
+    assert_eq!(
+        metric_sum(
+            &mb,
+            "request_total",
+            &[
+                ("direction", "inbound"),
+                ("tls", "no_identity"),
+                ("no_tls_reason", "no_tls_from_remote")
+            ]
+        ),
+        1.0,
+        "proxy b:\n{mb}"
+    );
+    assert_eq!(
+        metric_sum(&mb, "request_total", &[("direction", "inbound")]),
+        1.0,
         "proxy b:\n{mb}"
     );
 }
