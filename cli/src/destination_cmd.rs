@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use anyhow::Context;
+use wisp_destination::policy::{self, Cidr, DefaultPolicy, PolicySettings};
 use wisp_destination::{Config, SourceSpec};
 
 /// Arguments of `wisp destination`.
@@ -29,6 +30,32 @@ pub struct Args {
     /// this service on a non-loopback address.
     #[arg(long)]
     identity_dir: Option<std::path::PathBuf>,
+    /// Cluster networks (comma-separated CIDRs): the `cluster-*` inbound
+    /// policies admit them, and outbound IPs outside them get the
+    /// `egress-fallback` policy.
+    #[arg(long, default_value = policy::DEFAULT_CLUSTER_NETWORKS, value_parser = parse_networks)]
+    cluster_networks: Networks,
+    /// Default inbound policy of pods without the
+    /// `config.linkerd.io/default-inbound-policy` annotation: all-unauthenticated,
+    /// all-authenticated, cluster-unauthenticated, cluster-authenticated, deny or audit.
+    #[arg(long, default_value = "all-unauthenticated", value_parser = parse_default_policy)]
+    default_inbound_policy: DefaultPolicy,
+}
+
+/// A parsed `--cluster-networks` list.
+#[derive(Clone, Debug)]
+struct Networks(Vec<Cidr>);
+
+fn parse_networks(s: &str) -> Result<Networks, String> {
+    let nets = policy::networks::parse_list(s).map_err(|e| e.to_string())?;
+    if nets.is_empty() {
+        return Err("at least one network is required".into());
+    }
+    Ok(Networks(nets))
+}
+
+fn parse_default_policy(s: &str) -> Result<DefaultPolicy, String> {
+    s.parse::<DefaultPolicy>().map_err(|e| e.to_string())
 }
 
 fn parse_source(s: &str) -> Result<SourceSpec, String> {
@@ -51,10 +78,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     let identity_dir = args.identity_dir;
+    let policy = PolicySettings {
+        cluster_networks: args.cluster_networks.0,
+        default_inbound_policy: args.default_inbound_policy,
+        ..PolicySettings::default()
+    };
     let result = runtime.block_on(async move {
         let mut server = wisp_destination::Server::bind(config.clone())
             .await
-            .context("cannot start the destination service")?;
+            .context("cannot start the destination service")?
+            .with_policy(policy);
         let mut renew = None;
         if let Some(dir) = identity_dir {
             let ca = wisp_identity::Ca::load_dir(&dir, wisp_identity::Validity::default())

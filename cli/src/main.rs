@@ -27,6 +27,12 @@ enum Command {
     Identity(identity_cmd::Args),
     /// Print a ServiceProfile: a template, or generated from OpenAPI or protobuf.
     Profile(profile_cmd::Args),
+    /// Check ServiceProfile, TrafficSplit and core manifests; print every problem.
+    Validate(profile_cmd::ValidateArgs),
+    /// Validate manifests, then write them into a universal-mode source directory.
+    Apply(profile_cmd::ApplyArgs),
+    /// Remove the objects named in manifests from a source directory.
+    Delete(profile_cmd::DeleteArgs),
     /// Run the whole mesh on this machine, without Kubernetes.
     Demo(demo::Args),
 }
@@ -44,6 +50,9 @@ fn main() -> anyhow::Result<()> {
         Command::Destination(args) => destination_cmd::run(args),
         Command::Identity(args) => identity_cmd::run(args),
         Command::Profile(args) => profile_cmd::run(args),
+        Command::Validate(args) => profile_cmd::run_validate(args),
+        Command::Apply(args) => profile_cmd::run_apply(args),
+        Command::Delete(args) => profile_cmd::run_delete(args),
         Command::Demo(args) => demo::run(args),
     }
 }

@@ -3,10 +3,13 @@
 //! An in-memory [`index`] of Services, EndpointSlices and Pods is fed by a
 //! [`source`] (today a directory of YAML manifests); the [`server`] answers
 //! the Linkerd `Destination.Get` and `Destination.GetProfile` streams from
-//! it, using the answer builders in [`resolve`].
+//! it, using the answer builders in [`resolve`], and, on the same port, the
+//! Linkerd policy APIs (`InboundServerPolicies`, `OutboundPolicies`) from
+//! [`policy`].
 
 pub mod config;
 pub mod index;
+pub mod policy;
 pub mod resolve;
 pub mod server;
 pub mod source;
@@ -14,6 +17,7 @@ pub mod source;
 use std::net::SocketAddr;
 
 pub use config::Config;
+pub use policy::{DefaultPolicy, PolicySettings};
 pub use server::{serve, DestinationService, Server};
 pub use source::SourceSpec;
 

@@ -1,10 +1,15 @@
 //! The gRPC server: binding, serving, and the per-stream tasks.
+//!
+//! One port serves `Destination` and both policy APIs
+//! (`InboundServerPolicies`, `OutboundPolicies`), dispatched by [`routes`].
 
 mod get;
 mod profile;
+pub mod routes;
 mod service;
 
 pub use get::Sent;
+pub use routes::GrpcRoutes;
 pub use service::DestinationService;
 
 use std::future::Future;
@@ -18,6 +23,7 @@ use tracing::{debug, info};
 
 use crate::config::Config;
 use crate::index::Index;
+use crate::policy::{InboundPolicyService, OutboundPolicyService, PolicySettings};
 use crate::resolve::Settings;
 use crate::source::{self, SourceHandle};
 use crate::Error;
@@ -51,6 +57,7 @@ pub struct Server {
     settings: Settings,
     source: SourceHandle,
     tls: Option<Arc<rustls::ServerConfig>>,
+    policy: PolicySettings,
 }
 
 impl Server {
@@ -67,6 +74,7 @@ impl Server {
             settings: config.settings(),
             source,
             tls: None,
+            policy: PolicySettings::default(),
         })
     }
 
@@ -86,12 +94,27 @@ impl Server {
         self
     }
 
+    /// Uses these policy settings (cluster networks, default inbound
+    /// policy, ...) instead of Linkerd's defaults.
+    pub fn with_policy(mut self, policy: PolicySettings) -> Self {
+        self.policy = policy;
+        self
+    }
+
     /// Serves until `shutdown` completes; open streams are ended then.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         let addr = self.local_addr()?;
         let (stop_tx, stop_rx) = watch::channel(false);
-        let service = DestinationService::new(self.index.clone(), self.settings, stop_rx);
-        info!(%addr, "Destination API listening");
+        let naming = Arc::new(self.settings.clone());
+        let policy = Arc::new(self.policy);
+        let routes = GrpcRoutes::new(
+            DestinationService::new(self.index.clone(), self.settings, stop_rx.clone())
+                .into_server(),
+            InboundPolicyService::new(self.index.clone(), policy.clone(), stop_rx.clone())
+                .into_server(),
+            OutboundPolicyService::new(self.index.clone(), naming, policy, stop_rx).into_server(),
+        );
+        info!(%addr, "Destination and policy APIs listening");
         let signal = async move {
             shutdown.await;
             info!("shutting down Destination API");
@@ -104,7 +127,7 @@ impl Server {
             Some(tls) => {
                 builder
                     .serve_with_incoming_shutdown(
-                        service.into_server(),
+                        routes,
                         wisp_identity::dual_mode_incoming(self.listener, tls),
                         signal,
                     )
@@ -113,7 +136,7 @@ impl Server {
             None => {
                 builder
                     .serve_with_incoming_shutdown(
-                        service.into_server(),
+                        routes,
                         TcpListenerStream::new(self.listener),
                         signal,
                     )
