@@ -167,8 +167,9 @@ async fn certify(
     roots: &RootCertStore,
 ) -> Result<(CertifiedKey, SystemTime), CertifyError> {
     let path = cfg.token_file.display().to_string();
-    let token = tokio::fs::read(&cfg.token_file)
-        .await
+    // A small local file: read it inline rather than starting tokio's
+    // blocking thread pool (a thread costs more memory than this read costs time).
+    let token = std::fs::read(&cfg.token_file)
         .map_err(|e| CertifyError::Token(path.clone(), e.to_string()))?;
     if token.is_empty() {
         return Err(CertifyError::Token(path, "empty".into()));
