@@ -20,6 +20,75 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::config::is_loopback_addr;
 
+/// Reconnect backoff bounds for control-plane streams (Linkerd's outbound defaults).
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// Why [`follow`] stopped.
+pub enum Stopped {
+    /// The server refused the request (InvalidArgument / FailedPrecondition):
+    /// it will never succeed, so it is not retried.
+    Rejected(tonic::Status),
+    /// `on_message` asked to stop (nobody needs the answers any more).
+    Unneeded,
+}
+
+/// Follows a server-streaming call forever: `open` starts it, `on_message`
+/// gets every message with whether it is the first of a new stream (and
+/// returns `false` to stop). When the stream ends or fails it is reopened
+/// with jittered exponential backoff; whatever the caller built from earlier
+/// messages stays in use meanwhile.
+pub async fn follow<T, F, Fut>(
+    what: &str,
+    mut open: F,
+    mut on_message: impl FnMut(T, bool) -> bool,
+) -> Stopped
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<tonic::Response<tonic::Streaming<T>>, tonic::Status>>,
+{
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        match open().await {
+            Ok(rsp) => {
+                let mut stream = rsp.into_inner();
+                let mut first = true;
+                loop {
+                    match stream.message().await {
+                        Ok(Some(msg)) => {
+                            if !on_message(msg, first) {
+                                return Stopped::Unneeded;
+                            }
+                            first = false;
+                            backoff = BACKOFF_MIN;
+                        }
+                        Ok(None) => {
+                            tracing::debug!(%what, "control-plane stream ended");
+                            break;
+                        }
+                        Err(status) => {
+                            tracing::info!(%what, %status, "control-plane stream failed; keeping the last answer");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(status)
+                if matches!(
+                    status.code(),
+                    tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition
+                ) =>
+            {
+                return Stopped::Rejected(status);
+            }
+            Err(status) => tracing::info!(%what, %status, "control plane unavailable; retrying"),
+        }
+        let jitter = backoff.mul_f64(fastrand::f64() * 0.1);
+        tokio::time::sleep(backoff + jitter).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
 /// A lazily connecting channel to `addr` (`host:port`): plaintext on
 /// loopback or without TLS settings, else TLS to the server named `name`.
 pub fn channel(

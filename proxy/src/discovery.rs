@@ -17,12 +17,9 @@ use linkerd2_proxy_api::destination::{
 use tonic::transport::Channel;
 
 use crate::balance::Balancer;
+use crate::control;
 use crate::endpoint::{Direction, Endpoint, EndpointMeta};
 use crate::Shared;
-
-/// Reconnect backoff bounds (Linkerd's outbound defaults).
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 /// A cache of balancers, one per authority, fed by Destination.Get.
 pub struct Discovery {
@@ -83,63 +80,31 @@ impl Discovery {
 
 /// Runs the Get stream for one authority until the balancer is dropped.
 async fn watch(
-    mut client: DestinationClient<Channel>,
+    client: DestinationClient<Channel>,
     shared: Arc<Shared>,
     authority: String,
     balancer: Weak<Balancer>,
 ) {
-    let mut backoff = BACKOFF_MIN;
-    loop {
+    let open = || {
+        let mut client = client.clone();
         let req = GetDestination {
             scheme: String::new(),
             path: authority.clone(),
             context_token: shared.config.destination_context.clone(),
         };
-        match client.get(req).await {
-            Ok(rsp) => {
-                let mut stream = rsp.into_inner();
-                let mut first = true;
-                loop {
-                    match stream.message().await {
-                        Ok(Some(up)) => {
-                            let Some(b) = balancer.upgrade() else { return };
-                            apply(&shared, &b, up, first);
-                            first = false;
-                            backoff = BACKOFF_MIN;
-                        }
-                        Ok(None) => {
-                            tracing::debug!(%authority, "destination stream ended");
-                            break;
-                        }
-                        Err(status) => {
-                            tracing::info!(%authority, %status, "destination stream failed; keeping last endpoints");
-                            break;
-                        }
-                    }
-                }
-            }
-            Err(status)
-                if matches!(
-                    status.code(),
-                    tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition
-                ) =>
-            {
-                tracing::debug!(%authority, %status, "destination rejected the name");
-                if let Some(b) = balancer.upgrade() {
-                    b.reject(status.message().to_string());
-                }
-                return;
-            }
-            Err(status) => {
-                tracing::info!(%authority, %status, "destination unavailable; retrying");
-            }
+        async move { client.get(req).await }
+    };
+    let stopped = control::follow(&authority, open, |up, first| match balancer.upgrade() {
+        Some(b) => {
+            apply(&shared, &b, up, first);
+            true
         }
-        if balancer.strong_count() == 0 {
-            return;
-        }
-        let jitter = backoff.mul_f64(fastrand::f64() * 0.1);
-        tokio::time::sleep(backoff + jitter).await;
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        None => false,
+    })
+    .await;
+    if let (control::Stopped::Rejected(status), Some(b)) = (stopped, balancer.upgrade()) {
+        tracing::debug!(%authority, %status, "destination rejected the name");
+        b.reject(status.message().to_string());
     }
 }
 

@@ -15,13 +15,11 @@ use tonic::transport::Channel;
 
 use crate::budget::RetryBudget;
 use crate::cache::Cache;
+use crate::control;
 use crate::discovery::endpoint_meta;
 use crate::endpoint::EndpointMeta;
 use crate::metrics::{Family, HttpMetrics, Labels, Registry};
 use crate::routes::Route;
-
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 /// A route with its metric series (`route_*` and `route_actual_*`).
 pub struct ProfileRoute {
@@ -201,54 +199,30 @@ impl Profiles {
     }
 }
 
-/// Runs GetProfile for `target`, publishing each answer, reconnecting with
-/// backoff; stops when the name is rejected (InvalidArgument/FailedPrecondition).
+/// Runs GetProfile for `target`, publishing each answer; reconnects with
+/// backoff; stops when the name is rejected or the watch is dropped.
 async fn stream(
-    mut client: DestinationClient<Channel>,
+    client: DestinationClient<Channel>,
     context: String,
     target: String,
     metrics: Arc<Registry>,
     tx: watch::Sender<Option<Arc<Profile>>>,
 ) {
-    let mut backoff = BACKOFF_MIN;
-    loop {
+    let open = || {
+        let mut client = client.clone();
         let req = GetDestination {
             scheme: String::new(),
             path: target.clone(),
             context_token: context.clone(),
         };
-        match client.get_profile(req).await {
-            Ok(rsp) => {
-                let mut s = rsp.into_inner();
-                loop {
-                    match s.message().await {
-                        Ok(Some(p)) => {
-                            tx.send_replace(Some(Arc::new(Profile::from_proto(
-                                p, &target, &metrics,
-                            ))));
-                            backoff = BACKOFF_MIN;
-                        }
-                        Ok(None) => break,
-                        Err(status) => {
-                            tracing::debug!(%target, %status, "profile stream failed; keeping the last profile");
-                            break;
-                        }
-                    }
-                }
-            }
-            Err(status)
-                if matches!(
-                    status.code(),
-                    tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition
-                ) =>
-            {
-                tracing::debug!(%target, %status, "no profile for this target");
-                return;
-            }
-            Err(status) => tracing::debug!(%target, %status, "GetProfile unavailable; retrying"),
-        }
-        let jitter = backoff.mul_f64(fastrand::f64() * 0.1);
-        tokio::time::sleep(backoff + jitter).await;
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        async move { client.get_profile(req).await }
+    };
+    let stopped = control::follow(&target, open, |p, _| {
+        tx.send_replace(Some(Arc::new(Profile::from_proto(p, &target, &metrics))));
+        !tx.is_closed()
+    })
+    .await;
+    if let control::Stopped::Rejected(status) = stopped {
+        tracing::debug!(%target, %status, "no profile for this target");
     }
 }
