@@ -1,6 +1,7 @@
 //! wisp's Destination API server.
 //!
-//! An in-memory [`index`] of Services, EndpointSlices and Pods is fed by a
+//! An in-memory [`index`] of Services, EndpointSlices, Pods, ServiceProfiles
+//! and TrafficSplits is fed by a
 //! [`source`] (today a directory of YAML manifests); the [`server`] answers
 //! the Linkerd `Destination.Get` and `Destination.GetProfile` streams from
 //! it, using the answer builders in [`resolve`], and, on the same port, the

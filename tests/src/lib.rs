@@ -1272,3 +1272,346 @@ pub fn assert_no_failures(samples: &[Sample]) {
         &failed[..failed.len().min(5)]
     );
 }
+
+// ---------------------------------------------------------------------------
+// Scripted backends, request batches and metric queries (ServiceProfile tests)
+// ---------------------------------------------------------------------------
+
+/// How a [`ScriptedBackend`] answers requests on a path.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Behavior {
+    /// Fail this many requests per thousand with 500 (pseudo-randomly).
+    pub fail_per_mille: u32,
+    /// Wait this long before answering.
+    pub delay: Duration,
+}
+
+impl Behavior {
+    /// Fails `per_mille`/1000 of the requests with 500.
+    pub fn failing(per_mille: u32) -> Behavior {
+        Behavior {
+            fail_per_mille: per_mille,
+            ..Behavior::default()
+        }
+    }
+
+    /// Answers 200 after `delay`.
+    pub fn delayed(delay: Duration) -> Behavior {
+        Behavior {
+            delay,
+            ..Behavior::default()
+        }
+    }
+}
+
+#[derive(Default)]
+struct ScriptState {
+    /// (path prefix, behaviour); the longest matching prefix wins.
+    rules: std::sync::Mutex<Vec<(String, Behavior)>>,
+    /// Requests received per (METHOD, path).
+    counts: std::sync::Mutex<std::collections::HashMap<(String, String), u64>>,
+    seq: AtomicU64,
+    started: AtomicU64,
+    completed: AtomicU64,
+    failed: AtomicU64,
+    cancelled: AtomicU64,
+}
+
+/// Marks a request cancelled if its handler is dropped before it answered.
+struct CancelGuard {
+    state: Arc<ScriptState>,
+    done: bool,
+}
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        if !self.done {
+            self.state.cancelled.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// An in-process HTTP/1.1 + h2c server whose answers are scripted per path
+/// ([`Behavior`]: a failure fraction with 500, a delay). It counts requests
+/// per method and path, answers with its name in `x-backend` (and as the
+/// body), and counts requests whose handler was dropped before answering
+/// (the client — or the proxy in front — cancelled them: reset the stream
+/// or closed the connection).
+pub struct ScriptedBackend {
+    /// The listening address.
+    pub addr: SocketAddr,
+    /// Its name.
+    pub name: String,
+    state: Arc<ScriptState>,
+    task: JoinHandle<()>,
+}
+
+impl ScriptedBackend {
+    /// Binds `addr` and serves until dropped; every path answers 200 until
+    /// [`ScriptedBackend::set`] says otherwise.
+    pub async fn start(addr: SocketAddr, name: &str) -> ScriptedBackend {
+        let listener = TcpListener::bind(addr)
+            .await
+            .unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+        let state = Arc::new(ScriptState::default());
+        let task = tokio::spawn({
+            let (state, name) = (state.clone(), name.to_string());
+            async move {
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let (state, name) = (state.clone(), name.clone());
+                    tokio::spawn(async move {
+                        let svc = service_fn(move |req| {
+                            let (state, name) = (state.clone(), name.clone());
+                            async move { Ok::<_, Infallible>(scripted(req, &name, state).await) }
+                        });
+                        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .await;
+                    });
+                }
+            }
+        });
+        ScriptedBackend {
+            addr,
+            name: name.to_string(),
+            state,
+            task,
+        }
+    }
+
+    /// Requests on paths starting with `prefix` behave as `behavior`.
+    pub fn set(&self, prefix: &str, behavior: Behavior) {
+        let mut rules = self.state.rules.lock().unwrap();
+        rules.retain(|(p, _)| p != prefix);
+        rules.push((prefix.to_string(), behavior));
+    }
+
+    /// Requests received with `method` on exactly `path`.
+    pub fn count(&self, method: &str, path: &str) -> u64 {
+        let counts = self.state.counts.lock().unwrap();
+        counts
+            .get(&(method.to_string(), path.to_string()))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Requests received so far (all paths).
+    pub fn started(&self) -> u64 {
+        self.state.started.load(Ordering::SeqCst)
+    }
+
+    /// Requests answered (their response was handed to the connection).
+    pub fn completed(&self) -> u64 {
+        self.state.completed.load(Ordering::SeqCst)
+    }
+
+    /// Requests answered with a scripted 500.
+    pub fn failed(&self) -> u64 {
+        self.state.failed.load(Ordering::SeqCst)
+    }
+
+    /// Requests whose handler was dropped before it answered.
+    pub fn cancelled(&self) -> u64 {
+        self.state.cancelled.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for ScriptedBackend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn scripted(
+    req: Request<Incoming>,
+    name: &str,
+    state: Arc<ScriptState>,
+) -> Response<Full<Bytes>> {
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    state.started.fetch_add(1, Ordering::SeqCst);
+    *state
+        .counts
+        .lock()
+        .unwrap()
+        .entry((method, path.clone()))
+        .or_default() += 1;
+    let mut guard = CancelGuard {
+        state: state.clone(),
+        done: false,
+    };
+    let behavior = {
+        let rules = state.rules.lock().unwrap();
+        rules
+            .iter()
+            .filter(|(p, _)| path.starts_with(p.as_str()))
+            .max_by_key(|(p, _)| p.len())
+            .map(|(_, b)| *b)
+            .unwrap_or_default()
+    };
+    let _ = req.into_body().collect().await;
+    if !behavior.delay.is_zero() {
+        tokio::time::sleep(behavior.delay).await;
+    }
+    let n = state.seq.fetch_add(1, Ordering::SeqCst);
+    let fail = fnv1a(&n.to_le_bytes()) % 1000 < u64::from(behavior.fail_per_mille);
+    let status = if fail {
+        state.failed.fetch_add(1, Ordering::SeqCst);
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::OK
+    };
+    guard.done = true;
+    state.completed.fetch_add(1, Ordering::SeqCst);
+    Response::builder()
+        .status(status)
+        .header("x-backend", name)
+        .body(Full::new(Bytes::from(name.to_string())))
+        .unwrap()
+}
+
+/// The outcome of one request sent by [`send_many`] or [`request_via`].
+#[derive(Clone, Debug)]
+pub struct Reply {
+    /// When it was sent.
+    pub at: Instant,
+    /// How long until the response body ended.
+    pub latency: Duration,
+    /// The status, or the client error.
+    pub status: Result<StatusCode, String>,
+    /// The `x-backend` that answered ("" for proxy errors).
+    pub backend: String,
+    /// The `l5d-proxy-error` header, if any.
+    pub proxy_error: Option<String>,
+}
+
+/// Sends `method path` with `Host: host` (and `body`) through the proxy at
+/// `proxy` with `client`; never panics.
+pub async fn request_via(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    proxy: SocketAddr,
+    host: &str,
+    method: &http::Method,
+    path: &str,
+    body: Bytes,
+) -> Reply {
+    let at = Instant::now();
+    let result = async {
+        let req = Request::builder()
+            .method(method.clone())
+            .uri(format!("http://{proxy}{path}"))
+            .header(http::header::HOST, host)
+            .body(Full::new(body))?;
+        let rsp = tokio::time::timeout(Duration::from_secs(10), client.request(req)).await??;
+        let status = rsp.status();
+        let header = |name: &str| {
+            rsp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let backend = header("x-backend").unwrap_or_default();
+        let proxy_error = header("l5d-proxy-error");
+        rsp.into_body().collect().await?;
+        anyhow::Ok((status, backend, proxy_error))
+    }
+    .await;
+    let latency = at.elapsed();
+    match result {
+        Ok((status, backend, proxy_error)) => Reply {
+            at,
+            latency,
+            status: Ok(status),
+            backend,
+            proxy_error,
+        },
+        Err(e) => Reply {
+            at,
+            latency,
+            status: Err(e.to_string()),
+            backend: String::new(),
+            proxy_error: None,
+        },
+    }
+}
+
+/// Sends `n` requests `method path` for `host` through `proxy`, at most
+/// `concurrency` in flight, and returns every reply (in completion order).
+pub async fn send_many(
+    proxy: SocketAddr,
+    host: &str,
+    method: http::Method,
+    path: &str,
+    n: usize,
+    concurrency: usize,
+) -> Vec<Reply> {
+    let next = Arc::new(AtomicU64::new(0));
+    let replies = Arc::new(std::sync::Mutex::new(Vec::with_capacity(n)));
+    let client = http1_client();
+    let workers: Vec<JoinHandle<()>> = (0..concurrency.max(1))
+        .map(|_| {
+            let (next, replies, client) = (next.clone(), replies.clone(), client.clone());
+            let (host, method, path) = (host.to_string(), method.clone(), path.to_string());
+            tokio::spawn(async move {
+                while next.fetch_add(1, Ordering::SeqCst) < n as u64 {
+                    let r = request_via(&client, proxy, &host, &method, &path, Bytes::new()).await;
+                    replies.lock().unwrap().push(r);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.unwrap();
+    }
+    let v = std::mem::take(&mut *replies.lock().unwrap());
+    v
+}
+
+/// The labels of one sample line of the Prometheus text format
+/// (`name{k="v",...} value`), or `None` if the line is not a sample of `name`.
+pub fn metric_labels(line: &str, name: &str) -> Option<(Vec<(String, String)>, f64)> {
+    let rest = line.strip_prefix(name)?;
+    let mut labels = Vec::new();
+    let rest = if let Some(mut s) = rest.strip_prefix('{') {
+        loop {
+            s = s.trim_start_matches(',');
+            if let Some(after) = s.strip_prefix('}') {
+                break after;
+            }
+            let (key, after) = s.split_once("=\"")?;
+            let mut value = String::new();
+            let mut chars = after.char_indices();
+            let end = loop {
+                let (i, c) = chars.next()?;
+                match c {
+                    '\\' => {
+                        let (_, e) = chars.next()?;
+                        value.push(if e == 'n' { '\n' } else { e });
+                    }
+                    '"' => break i + 1,
+                    c => value.push(c),
+                }
+            };
+            labels.push((key.to_string(), value));
+            s = &after[end..];
+        }
+    } else if rest.starts_with(' ') {
+        rest
+    } else {
+        return None;
+    };
+    Some((labels, rest.split_whitespace().next()?.parse().ok()?))
+}
+
+/// Sum of metric `name` over the series whose label set satisfies `keep`.
+pub fn metric_sum_by(text: &str, name: &str, keep: impl Fn(&[(String, String)]) -> bool) -> f64 {
+    text.lines()
+        .filter_map(|l| metric_labels(l, name))
+        .filter(|(labels, _)| keep(labels))
+        .map(|(_, v)| v)
+        .sum()
+}

@@ -1,4 +1,5 @@
-//! In-memory index of Services, EndpointSlices and Pods.
+//! In-memory index of Services, EndpointSlices, Pods, ServiceProfiles and
+//! TrafficSplits.
 //!
 //! A source feeds the index with [`IndexEvent`]s (full snapshots or single
 //! add/delete events); every change bumps a version published on a

@@ -3,6 +3,7 @@
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use wisp_profiles::{ServiceProfile, TrafficSplit};
 
 /// The kinds of object the index knows about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -13,6 +14,10 @@ pub enum Kind {
     EndpointSlice,
     /// core/v1 `Pod`.
     Pod,
+    /// linkerd.io/v1alpha2 (or v1alpha1) `ServiceProfile`.
+    ServiceProfile,
+    /// split.smi-spec.io/v1alpha1..v1alpha4 `TrafficSplit`.
+    TrafficSplit,
 }
 
 impl std::fmt::Display for Kind {
@@ -21,6 +26,8 @@ impl std::fmt::Display for Kind {
             Kind::Service => "Service",
             Kind::EndpointSlice => "EndpointSlice",
             Kind::Pod => "Pod",
+            Kind::ServiceProfile => "ServiceProfile",
+            Kind::TrafficSplit => "TrafficSplit",
         })
     }
 }
@@ -85,6 +92,10 @@ pub enum Object {
     EndpointSlice(Box<EndpointSlice>),
     /// A Pod.
     Pod(Box<Pod>),
+    /// A ServiceProfile (validated).
+    ServiceProfile(Box<ServiceProfile>),
+    /// A TrafficSplit (validated).
+    TrafficSplit(Box<TrafficSplit>),
 }
 
 impl Object {
@@ -94,6 +105,8 @@ impl Object {
             Object::Service(_) => Kind::Service,
             Object::EndpointSlice(_) => Kind::EndpointSlice,
             Object::Pod(_) => Kind::Pod,
+            Object::ServiceProfile(_) => Kind::ServiceProfile,
+            Object::TrafficSplit(_) => Kind::TrafficSplit,
         }
     }
 
@@ -103,6 +116,8 @@ impl Object {
             Object::Service(o) => &o.metadata,
             Object::EndpointSlice(o) => &o.metadata,
             Object::Pod(o) => &o.metadata,
+            Object::ServiceProfile(o) => &o.metadata,
+            Object::TrafficSplit(o) => &o.metadata,
         }
     }
 

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use wisp_profiles::{ServiceProfile, TrafficSplit};
 
 use super::object::{Kind, Object, ObjectKey, ObjectRef};
 
@@ -17,6 +18,8 @@ pub struct Store {
     services: BTreeMap<ObjectKey, Service>,
     slices: BTreeMap<ObjectKey, EndpointSlice>,
     pods: BTreeMap<ObjectKey, Pod>,
+    profiles: BTreeMap<ObjectKey, ServiceProfile>,
+    splits: BTreeMap<ObjectKey, TrafficSplit>,
     pods_by_ip: HashMap<IpAddr, Vec<ObjectKey>>,
     services_by_ip: HashMap<IpAddr, Vec<ObjectKey>>,
 }
@@ -40,10 +43,19 @@ impl Store {
                 self.slices.get(&ObjectKey::from_meta(&s.metadata)) != Some(s)
             }
             Object::Pod(p) => self.pods.get(&ObjectKey::from_meta(&p.metadata)) != Some(p),
+            Object::ServiceProfile(p) => {
+                self.profiles.get(&ObjectKey::from_meta(&p.metadata)) != Some(p)
+            }
+            Object::TrafficSplit(t) => {
+                self.splits.get(&ObjectKey::from_meta(&t.metadata)) != Some(t)
+            }
         };
         if changed {
+            let kind = object.kind();
             self.insert(object);
-            self.rebuild_ip_maps();
+            if has_ips(kind) {
+                self.rebuild_ip_maps();
+            }
         }
         changed
     }
@@ -54,8 +66,10 @@ impl Store {
             Kind::Service => self.services.remove(&object.key).is_some(),
             Kind::EndpointSlice => self.slices.remove(&object.key).is_some(),
             Kind::Pod => self.pods.remove(&object.key).is_some(),
+            Kind::ServiceProfile => self.profiles.remove(&object.key).is_some(),
+            Kind::TrafficSplit => self.splits.remove(&object.key).is_some(),
         };
-        if removed {
+        if removed && has_ips(object.kind) {
             self.rebuild_ip_maps();
         }
         removed
@@ -71,14 +85,20 @@ impl Store {
             Kind::Service => self.services != fresh.services,
             Kind::EndpointSlice => self.slices != fresh.slices,
             Kind::Pod => self.pods != fresh.pods,
+            Kind::ServiceProfile => self.profiles != fresh.profiles,
+            Kind::TrafficSplit => self.splits != fresh.splits,
         };
         if changed {
             match kind {
                 Kind::Service => self.services = fresh.services,
                 Kind::EndpointSlice => self.slices = fresh.slices,
                 Kind::Pod => self.pods = fresh.pods,
+                Kind::ServiceProfile => self.profiles = fresh.profiles,
+                Kind::TrafficSplit => self.splits = fresh.splits,
             }
-            self.rebuild_ip_maps();
+            if has_ips(kind) {
+                self.rebuild_ip_maps();
+            }
         }
         changed
     }
@@ -93,6 +113,12 @@ impl Store {
             }
             Object::Pod(p) => {
                 self.pods.insert(ObjectKey::from_meta(&p.metadata), *p);
+            }
+            Object::ServiceProfile(p) => {
+                self.profiles.insert(ObjectKey::from_meta(&p.metadata), *p);
+            }
+            Object::TrafficSplit(t) => {
+                self.splits.insert(ObjectKey::from_meta(&t.metadata), *t);
             }
         }
     }
@@ -173,10 +199,37 @@ impl Store {
             .copied()
     }
 
+    /// The ServiceProfile with this key (`<svc>.<ns>.svc.<cd>` in some namespace).
+    pub fn service_profile(&self, key: &ObjectKey) -> Option<&ServiceProfile> {
+        self.profiles.get(key)
+    }
+
+    /// The TrafficSplits of `namespace`, by name.
+    pub fn traffic_splits<'a>(
+        &'a self,
+        namespace: &'a str,
+    ) -> impl Iterator<Item = &'a TrafficSplit> + 'a {
+        let start = ObjectKey::new(namespace, "");
+        self.splits
+            .range(start..)
+            .take_while(move |(k, _)| k.namespace == namespace)
+            .map(|(_, t)| t)
+    }
+
     /// Number of objects of each kind: (services, slices, pods).
     pub fn counts(&self) -> (usize, usize, usize) {
         (self.services.len(), self.slices.len(), self.pods.len())
     }
+
+    /// Number of (ServiceProfiles, TrafficSplits).
+    pub fn profile_counts(&self) -> (usize, usize) {
+        (self.profiles.len(), self.splits.len())
+    }
+}
+
+/// Whether objects of `kind` contribute to the IP lookups.
+fn has_ips(kind: Kind) -> bool {
+    matches!(kind, Kind::Service | Kind::Pod)
 }
 
 /// The IPs of a Pod (`status.podIP` and `status.podIPs`).

@@ -1,13 +1,14 @@
 //! Building a `DestinationProfile` from the index.
 //!
-//! ServiceProfile and TrafficSplit translation slots in here: see
-//! [`service_profile`], which today returns the default profile.
+//! A Service's profile ([`service_profile`]) is its ServiceProfile (the
+//! client's namespace first, then the Service's, kubernetes.md §1.4) and the
+//! TrafficSplits whose apex it is, translated by `wisp_profiles`.
 
 use std::net::{IpAddr, SocketAddr};
 
 use k8s_openapi::api::core::v1::Service;
 use linkerd2_proxy_api::destination::{DestinationProfile, RetryBudget, WeightedAddr};
-use linkerd2_proxy_api::meta::{metadata, Metadata, Resource};
+use wisp_profiles::{ServiceRef, TrafficSplit};
 
 use super::endpoint::{is_opaque_port, weighted_addr, EndpointInput};
 use super::endpoints::{resolve_endpoints, service_port, Endpoints};
@@ -15,6 +16,7 @@ use super::ports::{PortSet, OPAQUE_PORTS};
 use super::target::{ServiceName, Target};
 use super::Settings;
 use crate::index::{ObjectKey, Store};
+use crate::policy::DEFAULT_OPAQUE_PORTS;
 
 /// Why a profile cannot be answered.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -36,16 +38,19 @@ pub fn default_retry_budget() -> RetryBudget {
     }
 }
 
-/// The profile for `target` as the index stands now.
+/// The profile for `target` as the index stands now, for a client in
+/// namespace `client_ns` (from the context token; its ServiceProfiles take
+/// precedence over the Service's own).
 ///
 /// Unknown targets get an empty `DestinationProfile{}`.
 pub fn resolve_profile(
     store: &Store,
     settings: &Settings,
     target: &Target,
+    client_ns: Option<&str>,
 ) -> Result<DestinationProfile, ProfileError> {
     match target {
-        Target::Addr(addr) => profile_by_addr(store, settings, *addr),
+        Target::Addr(addr) => profile_by_addr(store, settings, *addr, client_ns),
         Target::Service { name, port } if name.hostname.is_some() => {
             Ok(instance_profile(store, settings, name, *port))
         }
@@ -53,7 +58,7 @@ pub fn resolve_profile(
             let key = ObjectKey::new(&name.namespace, &name.service);
             Ok(store
                 .service(&key)
-                .and_then(|svc| service_profile(settings, &key, svc, *port))
+                .and_then(|svc| service_profile(store, settings, &key, svc, *port, client_ns))
                 .unwrap_or_default())
         }
     }
@@ -63,12 +68,16 @@ fn profile_by_addr(
     store: &Store,
     settings: &Settings,
     addr: SocketAddr,
+    client_ns: Option<&str>,
 ) -> Result<DestinationProfile, ProfileError> {
     let services = store.services_by_cluster_ip(addr.ip());
     match services.as_slice() {
         [] => {}
         [(key, svc)] => {
-            return Ok(service_profile(settings, key, svc, addr.port()).unwrap_or_default())
+            return Ok(
+                service_profile(store, settings, key, svc, addr.port(), client_ns)
+                    .unwrap_or_default(),
+            )
         }
         _ => return Err(ProfileError::ConflictingClusterIp(addr.ip())),
     }
@@ -129,33 +138,63 @@ fn endpoint_profile(
 
 /// The profile of Service `key` on `port`; `None` if it has no such port.
 ///
-/// This is where ServiceProfile routes and TrafficSplit overrides will be
-/// applied once the index holds them.
+/// - routes, retry budget, `dstOverrides` and `profile_ref` from the
+///   ServiceProfile `<svc>.<ns>.svc.<cd>` in `client_ns` if there is one,
+///   else from the one in the Service's namespace;
+/// - TrafficSplits in the Service's namespace whose `spec.service` is the
+///   Service replace the `dstOverrides` (the first by name);
+/// - `opaque_protocol` from the Service's `config.linkerd.io/opaque-ports`
+///   annotation, or the default opaque ports when it has none;
+/// - `parent_ref` the Service. Neither object: the default profile.
 pub fn service_profile(
+    store: &Store,
     settings: &Settings,
     key: &ObjectKey,
     svc: &Service,
     port: u16,
+    client_ns: Option<&str>,
 ) -> Option<DestinationProfile> {
     service_port(svc, port)?;
-    let opaque = PortSet::from_annotation(&svc.metadata, OPAQUE_PORTS, None).contains(port);
-    Some(DestinationProfile {
-        fully_qualified_name: format!(
-            "{}.{}.svc.{}",
-            key.name, key.namespace, settings.cluster_domain
-        ),
-        opaque_protocol: opaque,
-        retry_budget: Some(default_retry_budget()),
-        parent_ref: Some(Metadata {
-            kind: Some(metadata::Kind::Resource(Resource {
-                group: "core".into(),
-                kind: "Service".into(),
-                name: key.name.clone(),
-                namespace: key.namespace.clone(),
-                section: String::new(),
-                port: u32::from(port),
-            })),
-        }),
-        ..Default::default()
-    })
+    let fqn = format!(
+        "{}.{}.svc.{}",
+        key.name, key.namespace, settings.cluster_domain
+    );
+    let profile = client_ns
+        .into_iter()
+        .chain([key.namespace.as_str()])
+        .find_map(|ns| store.service_profile(&ObjectKey::new(ns, &fqn)));
+    let splits: Vec<&TrafficSplit> = store
+        .traffic_splits(&key.namespace)
+        .filter(|ts| ts.spec.service == key.name)
+        .collect();
+    let parent = ServiceRef {
+        name: key.name.clone(),
+        namespace: key.namespace.clone(),
+    };
+    let mut out = wisp_profiles::destination_profile(
+        &fqn,
+        port,
+        Some(&parent),
+        profile,
+        &splits,
+        &settings.cluster_domain,
+    );
+    out.opaque_protocol = is_opaque_service_port(svc, port);
+    Some(out)
+}
+
+/// Whether `port` of `svc` is opaque: listed in its
+/// `config.linkerd.io/opaque-ports` annotation, or, without the annotation,
+/// in the default opaque ports (as Linkerd's controller does).
+pub fn is_opaque_service_port(svc: &Service, port: u16) -> bool {
+    let annotated = svc
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(OPAQUE_PORTS));
+    if annotated {
+        PortSet::from_annotation(&svc.metadata, OPAQUE_PORTS, None).contains(port)
+    } else {
+        PortSet::parse(DEFAULT_OPAQUE_PORTS, None).contains(port)
+    }
 }

@@ -64,14 +64,15 @@ impl Server {
     /// Loads the source into a fresh index and binds the listen address.
     pub async fn bind(config: Config) -> Result<Self, Error> {
         let index = Arc::new(Index::new());
-        let source = source::start(&config.source, index.clone()).await?;
+        let settings = config.settings();
+        let source = source::start(&config.source, index.clone(), &settings.cluster_domain).await?;
         let listener = TcpListener::bind(config.addr)
             .await
             .map_err(|e| Error::Bind(config.addr, e))?;
         Ok(Self {
             listener,
             index,
-            settings: config.settings(),
+            settings,
             source,
             tls: None,
             policy: PolicySettings::default(),

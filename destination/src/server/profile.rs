@@ -13,6 +13,7 @@ use crate::resolve::{resolve_profile, Target};
 pub(crate) async fn run(
     mut ctx: StreamCtx,
     target: Target,
+    client_ns: Option<String>,
     tx: mpsc::Sender<Result<DestinationProfile, Status>>,
 ) {
     let mut last: Option<DestinationProfile> = None;
@@ -20,7 +21,7 @@ pub(crate) async fn run(
         ctx.version.borrow_and_update();
         let next = ctx
             .index
-            .read(|store| resolve_profile(store, &ctx.settings, &target));
+            .read(|store| resolve_profile(store, &ctx.settings, &target, client_ns.as_deref()));
         match next {
             Ok(profile) if last.as_ref() != Some(&profile) => {
                 if tx.send(Ok(profile.clone())).await.is_err() {

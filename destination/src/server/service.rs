@@ -89,8 +89,9 @@ impl Destination for DestinationService {
         let req = request.into_inner();
         debug!(path = %req.path, token = %req.context_token, "GetProfile");
         let target = self.target(&req)?;
+        let client_ns = parse_context_token(&req.context_token).ns;
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(profile::run(self.ctx(), target, tx));
+        tokio::spawn(profile::run(self.ctx(), target, client_ns, tx));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }

@@ -10,7 +10,9 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use super::manifest::{parse_documents, Document};
+use wisp_profiles::ValidateOptions;
+
+use super::manifest::{parse_documents_with, Document};
 use super::SourceError;
 use crate::index::{Index, IndexEvent, Object, ObjectRef};
 
@@ -33,14 +35,25 @@ struct FileState {
 pub struct DirSource {
     root: PathBuf,
     files: BTreeMap<PathBuf, FileState>,
+    opts: ValidateOptions,
 }
 
 impl DirSource {
-    /// Creates a source for `root` (nothing is read yet).
+    /// Creates a source for `root` (nothing is read yet); ServiceProfile
+    /// names must end with the default cluster domain `cluster.local`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self::with_cluster_domain(root, "cluster.local")
+    }
+
+    /// Creates a source for `root` whose ServiceProfile names must end
+    /// with `cluster_domain`.
+    pub fn with_cluster_domain(root: impl Into<PathBuf>, cluster_domain: &str) -> Self {
         Self {
             root: root.into(),
             files: BTreeMap::new(),
+            opts: ValidateOptions {
+                cluster_domain: cluster_domain.trim_matches('.').to_string(),
+            },
         }
     }
 
@@ -55,7 +68,7 @@ impl DirSource {
         let mut files = BTreeMap::new();
         for path in paths {
             let previous = self.files.remove(&path).unwrap_or_default();
-            if let Some(state) = read_file(&path, previous) {
+            if let Some(state) = read_file(&path, previous, &self.opts) {
                 files.insert(path, state);
             }
         }
@@ -72,7 +85,7 @@ impl DirSource {
 
 /// Reads one file, falling back to `previous` where the new content is bad.
 /// Returns `None` if the file no longer exists.
-fn read_file(path: &Path, previous: FileState) -> Option<FileState> {
+fn read_file(path: &Path, previous: FileState, opts: &ValidateOptions) -> Option<FileState> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
@@ -90,7 +103,8 @@ fn read_file(path: &Path, previous: FileState) -> Option<FileState> {
         debug!(path = %path.display(), "manifest file is empty; keeping its last good state");
         return Some(previous);
     }
-    let docs = match parse_documents(&text) {
+    let file = path.display().to_string();
+    let docs = match parse_documents_with(&text, Some(&file), opts) {
         Ok(docs) => docs,
         Err(error) => {
             warn!(path = %path.display(), %error, "invalid manifest file; keeping its last good state");
@@ -175,7 +189,13 @@ impl Drop for DirWatch {
 ///
 /// The initial load completes before this returns, so the first gRPC answers
 /// already reflect the files. Must be called inside a tokio runtime.
-pub async fn start(root: PathBuf, index: Arc<Index>) -> Result<DirWatch, SourceError> {
+///
+/// ServiceProfile names must end with `cluster_domain`.
+pub async fn start(
+    root: PathBuf,
+    index: Arc<Index>,
+    cluster_domain: &str,
+) -> Result<DirWatch, SourceError> {
     let meta = std::fs::metadata(&root).map_err(|error| SourceError::Dir {
         path: root.clone(),
         error,
@@ -196,7 +216,7 @@ pub async fn start(root: PathBuf, index: Arc<Index>) -> Result<DirWatch, SourceE
     })?;
     watcher.watch(&root, RecursiveMode::Recursive)?;
 
-    let mut source = DirSource::new(root.clone());
+    let mut source = DirSource::with_cluster_domain(root.clone(), cluster_domain);
     let objects = source.rescan();
     info!(dir = %root.display(), objects = objects.len(), "manifest directory loaded");
     index.apply(IndexEvent::Reset(objects));
@@ -236,10 +256,11 @@ async fn watch_loop(
             }
         };
         if index.apply(IndexEvent::Reset(objects)) {
-            let (services, slices, pods) = index.read(|s| s.counts());
+            let ((services, slices, pods), (profiles, splits)) =
+                index.read(|s| (s.counts(), s.profile_counts()));
             info!(
                 services,
-                slices, pods, "index updated from manifest directory"
+                slices, pods, profiles, splits, "index updated from manifest directory"
             );
         }
     }

@@ -4,6 +4,8 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use wisp_profiles::validate::{parse_service_profile, parse_traffic_split};
+use wisp_profiles::{ObjectId, Problem, ValidateOptions};
 
 use crate::index::{Kind, Object, ObjectKey};
 
@@ -23,7 +25,9 @@ pub enum Document {
         kind: Kind,
         /// Its namespace/name as far as it could be read.
         key: ObjectKey,
-        /// What was wrong, including the offending field.
+        /// What was wrong, including the offending field. For
+        /// ServiceProfiles and TrafficSplits, every problem as
+        /// `FILE: KIND NS/NAME: PATH: MESSAGE`, separated by `; `.
         error: String,
     },
     /// A document of a kind the index does not store (or an empty document).
@@ -35,11 +39,23 @@ pub enum Document {
     },
 }
 
-/// Parses every `---`-separated document of `text`.
+/// Parses every `---`-separated document of `text`, with the default cluster
+/// domain and no file name.
 ///
 /// Fails only if the text is not YAML at all; objects that are YAML but not
 /// valid Kubernetes objects come back as [`Document::Invalid`].
 pub fn parse_documents(text: &str) -> Result<Vec<Document>, ManifestError> {
+    parse_documents_with(text, None, &ValidateOptions::default())
+}
+
+/// [`parse_documents`] for the file `file` (named in problems), checking
+/// ServiceProfiles and TrafficSplits with the `wisp-profiles` validator
+/// (`opts` gives the cluster domain profile names must end with).
+pub fn parse_documents_with(
+    text: &str,
+    file: Option<&str>,
+    opts: &ValidateOptions,
+) -> Result<Vec<Document>, ManifestError> {
     let mut values = Vec::new();
     for doc in serde_yaml_ng::Deserializer::from_str(text) {
         values.push(serde_yaml_ng::Value::deserialize(doc)?);
@@ -55,6 +71,8 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, ManifestError> {
             ("v1", "Service") => Kind::Service,
             ("v1", "Pod") => Kind::Pod,
             ("discovery.k8s.io/v1", "EndpointSlice") => Kind::EndpointSlice,
+            (v, "ServiceProfile") if v.starts_with("linkerd.io/") => Kind::ServiceProfile,
+            (v, "TrafficSplit") if v.starts_with("split.smi-spec.io/") => Kind::TrafficSplit,
             _ => {
                 docs.push(Document::Skipped {
                     api_version,
@@ -67,11 +85,16 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, ManifestError> {
             non_empty(str_field(&value, &["metadata", "namespace"])).unwrap_or("default".into()),
             str_field(&value, &["metadata", "name"]),
         );
-        // Deserialize the typed object from the document itself (not from the
-        // `Value`) so the error names the offending field path and line.
-        let typed = match serde_yaml_ng::Deserializer::from_str(text).nth(i) {
-            Some(doc) => typed_object(kind, doc),
-            None => Err("document vanished while parsing".to_string()),
+        let typed = match kind {
+            Kind::ServiceProfile | Kind::TrafficSplit => {
+                profile_object(kind, &value, file, opts, &key)
+            }
+            // Deserialize the typed object from the document itself (not from
+            // the `Value`) so the error names the offending field path and line.
+            _ => match serde_yaml_ng::Deserializer::from_str(text).nth(i) {
+                Some(doc) => typed_object(kind, doc),
+                None => Err("document vanished while parsing".to_string()),
+            },
         };
         match typed {
             Ok(_) if key.name.is_empty() => docs.push(Document::Invalid {
@@ -86,6 +109,42 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, ManifestError> {
     Ok(docs)
 }
 
+/// A ServiceProfile or TrafficSplit through the profiles crate's strict
+/// parser and validator; the error lists every problem.
+fn profile_object(
+    kind: Kind,
+    value: &serde_yaml_ng::Value,
+    file: Option<&str>,
+    opts: &ValidateOptions,
+    key: &ObjectKey,
+) -> Result<Object, String> {
+    let result = match kind {
+        Kind::ServiceProfile => {
+            parse_service_profile(value, opts).map(|sp| Object::ServiceProfile(Box::new(sp)))
+        }
+        _ => parse_traffic_split(value).map(|ts| Object::TrafficSplit(Box::new(ts))),
+    };
+    result.map_err(|problems| {
+        let id = ObjectId {
+            kind: kind.to_string(),
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+        };
+        problems
+            .into_iter()
+            .map(|p| {
+                Problem {
+                    file: file.map(str::to_string),
+                    object: Some(id.clone()),
+                    ..p
+                }
+                .to_string()
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
 fn typed_object(kind: Kind, doc: serde_yaml_ng::Deserializer<'_>) -> Result<Object, String> {
     fn de<T: DeserializeOwned>(doc: serde_yaml_ng::Deserializer<'_>) -> Result<Box<T>, String> {
         T::deserialize(doc).map(Box::new).map_err(|e| e.to_string())
@@ -94,6 +153,9 @@ fn typed_object(kind: Kind, doc: serde_yaml_ng::Deserializer<'_>) -> Result<Obje
         Kind::Service => Object::Service(de::<Service>(doc)?),
         Kind::EndpointSlice => Object::EndpointSlice(de::<EndpointSlice>(doc)?),
         Kind::Pod => Object::Pod(de::<Pod>(doc)?),
+        Kind::ServiceProfile | Kind::TrafficSplit => {
+            return Err(format!("{kind} is not a core object"))
+        }
     })
 }
 
@@ -129,6 +191,28 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert!(matches!(docs[1], Document::Skipped { .. }));
+    }
+
+    #[test]
+    fn invalid_profile_names_file_object_and_field() {
+        let text = "apiVersion: linkerd.io/v1alpha2\nkind: ServiceProfile\nmetadata: {name: web.default.svc.cluster.local, namespace: default}\nspec:\n  routes:\n  - name: a\n    condition: {pathRegex: \"/a(\"}\n---\napiVersion: split.smi-spec.io/v1alpha1\nkind: TrafficSplit\nmetadata: {name: s}\nspec: {service: web, backends: [{service: web-v1, weight: 900m}]}\n";
+        let docs = parse_documents_with(text, Some("m/sp.yaml"), &ValidateOptions::default())
+            .expect("yaml");
+        match &docs[0] {
+            Document::Invalid { kind, key, error } => {
+                assert_eq!(*kind, Kind::ServiceProfile);
+                assert_eq!(key.name, "web.default.svc.cluster.local");
+                assert!(
+                    error.starts_with("m/sp.yaml: ServiceProfile default/web.default.svc.cluster.local: spec.routes[0].condition.pathRegex: "),
+                    "{error}"
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        match &docs[1] {
+            Document::Object(Object::TrafficSplit(ts)) => assert_eq!(ts.spec.service, "web"),
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     #[test]

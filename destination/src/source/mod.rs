@@ -75,11 +75,18 @@ pub enum SourceHandle {
     Dir(dir::DirWatch),
 }
 
-/// Starts the source described by `spec`, feeding `index`.
+/// Starts the source described by `spec`, feeding `index`; ServiceProfile
+/// names must end with `cluster_domain`.
 ///
 /// Returns once the initial state has been loaded into the index.
-pub async fn start(spec: &SourceSpec, index: Arc<Index>) -> Result<SourceHandle, SourceError> {
+pub async fn start(
+    spec: &SourceSpec,
+    index: Arc<Index>,
+    cluster_domain: &str,
+) -> Result<SourceHandle, SourceError> {
     match spec {
-        SourceSpec::Dir(path) => Ok(SourceHandle::Dir(dir::start(path.clone(), index).await?)),
+        SourceSpec::Dir(path) => Ok(SourceHandle::Dir(
+            dir::start(path.clone(), index, cluster_domain).await?,
+        )),
     }
 }

@@ -177,3 +177,19 @@ pub async fn assert_quiet<T: std::fmt::Debug>(stream: &mut Streaming<T>, wait: D
 pub fn inner(update: Update) -> update::Update {
     update.update.expect("update set")
 }
+
+/// Opens a `GetProfile` stream with context token `token`.
+pub async fn get_profile_with(
+    client: &mut DestinationClient<Channel>,
+    path: &str,
+    token: &str,
+) -> Result<Streaming<DestinationProfile>, tonic::Status> {
+    client
+        .get_profile(GetDestination {
+            scheme: String::new(),
+            path: path.to_string(),
+            context_token: token.to_string(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
