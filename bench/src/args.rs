@@ -171,9 +171,49 @@ pub struct CompareArgs {
     /// Listen address of the identity service (`wisp identity`) with --mesh.
     #[arg(long, default_value = "127.0.0.1:8090")]
     pub identity_addr: SocketAddr,
+    /// Serve a ServiceProfile for the bench service with N routes: N-1 that
+    /// the load never matches (`GET /r1`, ...) and a last one matching `/`,
+    /// so every request is matched against all of them (single proxy only).
+    #[arg(long, value_name = "N", conflicts_with_all = ["mesh", "mesh_plaintext"],
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub profile_routes: Option<u32>,
+    /// Serve a TrafficSplit of the bench service: weight A to `bench`, B to
+    /// `bench-v2`, a second Service over the same backend address (a second
+    /// balancer, not a second backend); e.g. `90/10` (single proxy only).
+    #[arg(long, value_name = "A/B", value_parser = parse_split,
+          conflicts_with_all = ["mesh", "mesh_plaintext"])]
+    pub split: Option<Split>,
     /// Load shape.
     #[command(flatten)]
     pub opts: LoadOpts,
+}
+
+/// TrafficSplit weights of `bench` and `bench-v2` (whole numbers, as in
+/// `split.smi-spec.io/v1alpha2`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Split {
+    /// Weight of `bench` itself.
+    pub primary: u32,
+    /// Weight of `bench-v2`.
+    pub secondary: u32,
+}
+
+impl std::fmt::Display for Split {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.primary, self.secondary)
+    }
+}
+
+/// Parses `A/B` (whole numbers, not both zero).
+fn parse_split(s: &str) -> Result<Split> {
+    let parsed = s
+        .split_once('/')
+        .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
+    match parsed {
+        Some((0, 0)) => bail!("split weights {s:?} are both zero"),
+        Some((primary, secondary)) => Ok(Split { primary, secondary }),
+        None => bail!("expected A/B with whole numbers, e.g. 90/10; got {s:?}"),
+    }
 }
 
 /// How many proxies `compare` puts on the path, and how they talk.
@@ -255,6 +295,41 @@ mod tests {
         );
         assert_eq!(parse_duration("2m").ok(), Some(Duration::from_secs(120)));
         assert!(parse_duration("abc").is_err());
+    }
+
+    #[test]
+    fn splits() {
+        assert_eq!(
+            parse_split("90/10").ok(),
+            Some(Split {
+                primary: 90,
+                secondary: 10
+            })
+        );
+        assert!(parse_split("0/0").is_err());
+        assert!(parse_split("90").is_err());
+        assert!(parse_split("0.9/0.1").is_err());
+        assert_eq!(
+            parse_split("100/0").map(|s| s.to_string()).ok(),
+            Some("100/0".into())
+        );
+    }
+
+    #[test]
+    fn profile_flags_are_single_proxy_only() {
+        let ok = Cli::try_parse_from([
+            "wisp-bench",
+            "compare",
+            "--profile-routes",
+            "20",
+            "--split",
+            "90/10",
+        ]);
+        assert!(ok.is_ok());
+        let mesh = Cli::try_parse_from(["wisp-bench", "compare", "--mesh", "--split", "90/10"]);
+        assert!(mesh.is_err());
+        let zero = Cli::try_parse_from(["wisp-bench", "compare", "--profile-routes", "0"]);
+        assert!(zero.is_err());
     }
 
     #[test]

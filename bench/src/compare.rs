@@ -48,6 +48,12 @@ pub struct Params {
     pub proxy_bin: String,
     /// CPUs online on this machine.
     pub ncpu: usize,
+    /// Routes of the ServiceProfile served for the bench service (`--profile-routes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile_routes: Option<u32>,
+    /// TrafficSplit weights `bench/bench-v2` (`--split`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split: Option<String>,
 }
 
 /// One direct-vs-proxy pair of phases with the same load.
@@ -126,6 +132,8 @@ pub fn run(args: &CompareArgs) -> Result<CompareReport> {
         &manifests,
         layout.backend,
         layout.server.map(|server| server.inbound),
+        args.profile_routes,
+        args.split,
     )?;
 
     let exe = std::env::current_exe().context("locating wisp-bench executable")?;
@@ -359,6 +367,8 @@ fn params(args: &CompareArgs, proxy_bin: &Path) -> Params {
         runs: args.runs,
         proxy_bin: proxy_bin.display().to_string(),
         ncpu: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        profile_routes: args.profile_routes,
+        split: args.split.map(|s| s.to_string()),
     }
 }
 
@@ -507,6 +517,9 @@ fn run_once(ctx: &RunContext<'_>, backend: &mut ChildGuard) -> Result<RunResult>
         None => None,
     };
     check_route(args, &mut client, server.as_mut())?;
+    if args.profile_routes.is_some() || args.split.is_some() {
+        verify_profile(args, &mut client)?;
+    }
     if let Some(s) = server.as_ref() {
         let tls = matches!(layout.topology, Topology::Mesh { tls: true });
         verify_mesh(&client, s, tls)?;
@@ -639,6 +652,91 @@ fn check_route(
             );
         }
         std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// With `--profile-routes` / `--split`, checks from the proxy's `/metrics`
+/// that the destination service's profile is in effect before anything is
+/// measured: requests counted under `rt_route="GET /"` of the bench
+/// service, and (split) requests sent to an endpoint of `bench-v2`. Sends
+/// `GET /` through the proxy until both show, for up to 15 s.
+fn verify_profile(args: &CompareArgs, client: &mut RunningProxy) -> Result<()> {
+    let host = host(args);
+    let outbound = client.addrs.outbound;
+    let dst = format!("dst=\"{}:80\"", DEFAULT_HOST);
+    let route = format!("rt_route=\"{}\"", crate::manifest::MATCHING_ROUTE);
+    let v2 = format!(
+        "{}.{}.svc",
+        crate::manifest::SERVICE_V2,
+        crate::manifest::NAMESPACE
+    );
+    let want_route = args.profile_routes.is_some();
+    let want_split = args.split.is_some_and(|s| s.secondary > 0);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut sent = 0u64;
+    loop {
+        client.child.check_running()?;
+        for _ in 0..20 {
+            let _ = crate::probe::get_status(outbound, &host, "/", Duration::from_secs(2));
+            sent += 1;
+        }
+        let text = metrics(client.addrs.admin)?;
+        let routed = !want_route
+            || text.lines().any(|l| {
+                l.starts_with("route_request_total{")
+                    && l.contains(&dst)
+                    && l.contains(&route)
+                    && !l.ends_with(" 0")
+            });
+        let split = !want_split
+            || request_series(&text, "outbound")
+                .iter()
+                .any(|(labels, n)| labels.contains(&v2) && *n > 0.0);
+        if routed && split {
+            progress(&format!(
+                "  profile in effect after {sent} requests{}{}",
+                if want_route {
+                    format!(": {route} counted")
+                } else {
+                    String::new()
+                },
+                if want_split {
+                    format!(", {v2} endpoints used")
+                } else {
+                    String::new()
+                },
+            ));
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let relevant: Vec<&str> = text
+                .lines()
+                .filter(|l| {
+                    l.starts_with("route_request_total{") || l.starts_with("request_total{")
+                })
+                .collect();
+            bail!(
+                "the profile is not in effect after {sent} requests through {outbound}: {}{}; \
+                 does the destination service serve ServiceProfiles/TrafficSplits? \
+                 Refusing to measure. The proxy's request series:\n{}",
+                if routed {
+                    String::new()
+                } else {
+                    format!("no route_request_total{{{dst},{route}}}")
+                },
+                if split {
+                    String::new()
+                } else {
+                    format!(" no request to a {v2} endpoint")
+                },
+                if relevant.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    relevant.join("\n")
+                }
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -1,6 +1,8 @@
 //! Kubernetes manifests describing the backend for the control plane.
 
+use crate::args::Split;
 use anyhow::{Context, Result};
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -31,6 +33,79 @@ addressType: {family}\n\
 ports: [{{name: http, port: {port}, protocol: TCP}}]\n\
 endpoints: [{{addresses: [\"{ip}\"], conditions: {{ready: true}}}}]\n"
     )
+}
+
+/// The second Service of `--split`, over the same backend address.
+pub const SERVICE_V2: &str = "bench-v2";
+/// Its cluster IP (never dialled either).
+const CLUSTER_IP_V2: &str = "10.96.0.98";
+/// Name of the `--profile-routes` route every request of the load matches.
+pub const MATCHING_ROUTE: &str = "GET /";
+
+/// The `--profile-routes` / `--split` objects: with `routes`, a
+/// ServiceProfile for `bench.default.svc.cluster.local` with `routes`
+/// routes (`GET /r1` .. `GET /r<N-1>`, which the load's `GET /` never
+/// matches, then [`MATCHING_ROUTE`]); with `split`, a Service `bench-v2` and
+/// its EndpointSlice at the same `backend`, and a TrafficSplit (v1alpha2,
+/// whole weights) of apex `bench` between `bench` and `bench-v2`.
+pub fn render_profile(backend: SocketAddr, routes: Option<u32>, split: Option<Split>) -> String {
+    let mut docs = Vec::new();
+    if let Some(n) = routes {
+        let mut text = format!(
+            "apiVersion: linkerd.io/v1alpha2
+kind: ServiceProfile
+metadata: {{name: {SERVICE}.{NAMESPACE}.svc.cluster.local, namespace: {NAMESPACE}}}
+spec:
+  routes:
+"
+        );
+        for i in 1..n {
+            let _ = writeln!(
+                text,
+                "  - {{name: \"GET /r{i}\", condition: {{method: GET, pathRegex: \"/r{i}\"}}}}"
+            );
+        }
+        let _ = writeln!(
+            text,
+            "  - {{name: \"{MATCHING_ROUTE}\", condition: {{method: GET, pathRegex: \"/\"}}}}"
+        );
+        docs.push(text);
+    }
+    if let Some(split) = split {
+        let port = backend.port();
+        let ip = backend.ip();
+        let family = if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+        docs.push(format!(
+            "apiVersion: v1
+kind: Service
+metadata: {{name: {SERVICE_V2}, namespace: {NAMESPACE}}}
+spec: {{clusterIP: {CLUSTER_IP_V2}, ports: [{{name: http, port: {SERVICE_PORT}, targetPort: {port}}}]}}
+"
+        ));
+        docs.push(format!(
+            "apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: {SERVICE_V2}-1, namespace: {NAMESPACE}, labels: {{kubernetes.io/service-name: {SERVICE_V2}}}}}
+addressType: {family}
+ports: [{{name: http, port: {port}, protocol: TCP}}]
+endpoints: [{{addresses: [\"{ip}\"], conditions: {{ready: true}}}}]
+"
+        ));
+        docs.push(format!(
+            "apiVersion: split.smi-spec.io/v1alpha2
+kind: TrafficSplit
+metadata: {{name: {SERVICE}-split, namespace: {NAMESPACE}}}
+spec:
+  service: {SERVICE}
+  backends:
+  - {{service: {SERVICE}, weight: {a}}}
+  - {{service: {SERVICE_V2}, weight: {b}}}
+",
+            a = split.primary,
+            b = split.secondary,
+        ));
+    }
+    docs.join("---\n")
 }
 
 /// Name of the meshed Pod behind the Service in mesh modes.
@@ -86,14 +161,27 @@ status: {{podIP: \"{ip}\"}}
 }
 
 /// Writes the manifests as `bench.yaml` into `dir`; with `server_inbound`,
-/// the mesh variant ([`render_mesh`]).
-pub fn write(dir: &Path, backend: SocketAddr, server_inbound: Option<SocketAddr>) -> Result<()> {
+/// the mesh variant ([`render_mesh`]). With `routes` or `split`, also
+/// `bench-profile.yaml` ([`render_profile`]).
+pub fn write(
+    dir: &Path,
+    backend: SocketAddr,
+    server_inbound: Option<SocketAddr>,
+    routes: Option<u32>,
+    split: Option<Split>,
+) -> Result<()> {
     let path = dir.join("bench.yaml");
     let text = match server_inbound {
         Some(inbound) => render_mesh(backend, inbound),
         None => render(backend),
     };
-    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    if routes.is_some() || split.is_some() {
+        let path = dir.join("bench-profile.yaml");
+        std::fs::write(&path, render_profile(backend, routes, split))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -105,6 +193,32 @@ mod tests {
         assert!(yaml.contains("targetPort: 18081"));
         assert!(yaml.contains("port: 18081, protocol: TCP"));
         assert!(yaml.contains("addresses: [\"127.0.0.1\"]"));
+    }
+
+    #[test]
+    fn profile_routes_and_split() {
+        let addr = "127.0.0.1:18080".parse().expect("test address");
+        let split = crate::args::Split {
+            primary: 90,
+            secondary: 10,
+        };
+        let yaml = super::render_profile(addr, Some(20), Some(split));
+        assert_eq!(yaml.matches("  - {name: \"GET /r").count(), 19);
+        assert!(yaml
+            .contains("  - {name: \"GET /r19\", condition: {method: GET, pathRegex: \"/r19\"}}\n"));
+        assert!(
+            yaml.contains("  - {name: \"GET /\", condition: {method: GET, pathRegex: \"/\"}}\n")
+        );
+        assert!(yaml.contains("name: bench.default.svc.cluster.local,"));
+        assert!(yaml.contains("kubernetes.io/service-name: bench-v2}"));
+        assert!(yaml.contains("endpoints: [{addresses: [\"127.0.0.1\"]"));
+        assert!(yaml
+            .contains("  - {service: bench, weight: 90}\n  - {service: bench-v2, weight: 10}\n"));
+        assert_eq!(yaml.matches("---\n").count(), 3);
+        let only_routes = super::render_profile(addr, Some(1), None);
+        assert!(!only_routes.contains("GET /r"));
+        assert!(!only_routes.contains("TrafficSplit"));
+        assert!(!super::render_profile(addr, None, Some(split)).contains("ServiceProfile"));
     }
 
     #[test]

@@ -333,6 +333,17 @@ pub fn compare_text(report: &CompareReport) -> String {
             opt(m("idle.threads"), 0)
         );
     }
+    if p.profile_routes.is_some() || p.split.is_some() {
+        let routes = p
+            .profile_routes
+            .map(|n| format!("ServiceProfile with {n} route(s), the last matching every request"));
+        let split = p
+            .split
+            .as_ref()
+            .map(|s| format!("TrafficSplit bench/bench-v2 {s} (same backend)"));
+        let parts: Vec<String> = routes.into_iter().chain(split).collect();
+        let _ = writeln!(out, "profile: {} (checked in effect)", parts.join("; "));
+    }
     for &rate in &p.rates {
         let key = rate_key(rate);
         let _ = writeln!(out, "\n== {rate} req/s ==");

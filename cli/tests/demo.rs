@@ -1,7 +1,9 @@
 //! End to end: `wisp demo` starts the destination service, the identity
-//! service, three backends and four proxies, drives traffic through two
-//! proxies per request — mTLS between them by default, plaintext with
-//! `--no-identity` — and stops everything.
+//! service, four backends (web-a/b/c of `web` = v1, web-v2-a of `web-v2` =
+//! v2) and five proxies, applies a ServiceProfile and a 90/10 TrafficSplit
+//! (not with `--no-profiles`), drives traffic through two proxies per
+//! request — mTLS between them by default, plaintext with `--no-identity` —
+//! and stops everything.
 //!
 //! Needs `wisp-proxy` built next to `wisp`; run with
 //! `cargo build -p wisp-proxy && cargo test -p wisp-cli`.
@@ -85,7 +87,7 @@ fn run_demo(args: &[&str]) -> String {
     stdout
 }
 
-/// The per-second lines, at least `min` of them, all at 100% success.
+/// The per-second lines, at least `min` of them.
 fn per_second_lines(stdout: &str, min: usize) -> Vec<&str> {
     let lines: Vec<&str> = stdout
         .lines()
@@ -95,14 +97,47 @@ fn per_second_lines(stdout: &str, min: usize) -> Vec<&str> {
         lines.len() >= min,
         "expected a line per second, got:\n{stdout}"
     );
-    for line in &lines {
-        assert!(
-            line.contains("success 100.0%"),
-            "not all 200: {line}\n{stdout}"
-        );
-    }
     lines
 }
+
+/// The per-route lines printed under each per-second line.
+fn route_lines(stdout: &str) -> Vec<&str> {
+    stdout
+        .lines()
+        .filter(|l| l.starts_with("        routes (") || l.starts_with("        paths ("))
+        .collect()
+}
+
+/// The number after `word ` in `line` (`word` must occur once).
+fn number_after(line: &str, word: &str) -> Option<f64> {
+    let rest = line.split_once(word)?.1;
+    let token: String = rest
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    token.parse().ok()
+}
+
+/// The line whose trimmed text starts with `prefix`.
+fn line_starting<'a>(stdout: &'a str, prefix: &str) -> &'a str {
+    stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starting with {prefix:?}:\n{stdout}"))
+}
+
+/// The v2 share (percent) of the answers over the whole run.
+fn v2_share(stdout: &str) -> f64 {
+    let line = line_starting(stdout, "split over the run");
+    let v2 = line
+        .split_once("v2 (web-v2) ")
+        .map(|(_, r)| r)
+        .unwrap_or("");
+    number_after(v2, "(").unwrap_or_else(|| panic!("no v2 share in {line:?}"))
+}
+
+const ALL_PODS: [&str; 4] = ["web-a", "web-b", "web-c", "web-v2-a"];
 
 /// No child the banner listed is still running.
 fn assert_cleaned_up(stdout: &str, expected: usize) {
@@ -131,8 +166,11 @@ fn demo_runs_mtls_traffic_through_the_mesh_and_cleans_up() {
     );
     for line in per_second_lines(&stdout, 5) {
         assert!(line.contains("mTLS 100%"), "not all mTLS: {line}\n{stdout}");
+        assert!(line.contains(" web-v2-a "), "no v2 share: {line}\n{stdout}");
+        assert!(line.contains("split v1 "), "no split: {line}\n{stdout}");
     }
-    for pod in ["web-a", "web-b", "web-c"] {
+    assert_profiles_in_effect(&stdout);
+    for pod in ALL_PODS {
         // The client proxy's own counters (printed at the end) show that
         // discovery gave it all three endpoints and each one served requests.
         let sent = summary(&stdout, &format!("dst_pod={pod}"));
@@ -147,25 +185,97 @@ fn demo_runs_mtls_traffic_through_the_mesh_and_cleans_up() {
             "{pod}'s proxy did not count all its requests as mTLS from the client:\n{stdout}"
         );
     }
-    // 1 destination + 1 identity + 3 apps + 4 proxies.
-    assert_cleaned_up(&stdout, 9);
+    // 1 destination + 1 identity + 4 apps + 5 proxies.
+    assert_cleaned_up(&stdout, 11);
+}
+
+/// What the profile and the split must show in a default run: routes read
+/// from the client proxy, `GET /books/{id}` always fine, roughly 90/10
+/// between v1 and v2, `/flaky` rescued by retries, `/slow` cut at 300 ms.
+fn assert_profiles_in_effect(stdout: &str) {
+    assert!(
+        stdout.contains("in effect: the client proxy counted a request under rt_route="),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("apex web -> web 900m, web-v2 100m"),
+        "{stdout}"
+    );
+    let routes = route_lines(stdout);
+    assert!(!routes.is_empty(), "no route lines:\n{stdout}");
+    for line in &routes {
+        assert!(
+            line.starts_with("        routes (client proxy): "),
+            "route figures not from the client proxy: {line}\n{stdout}"
+        );
+        assert!(
+            line.contains("GET /books/{id}") && !line.contains("GET /books/{id}   0.0/s"),
+            "{line}\n{stdout}"
+        );
+        let books = line.split("  |  ").next().unwrap_or_default();
+        assert!(books.contains(" 100.0% "), "books failed: {line}\n{stdout}");
+    }
+
+    let v2 = v2_share(stdout);
+    assert!(
+        (3.0..=20.0).contains(&v2),
+        "v2 got {v2}% of the answers, expected about 10%:\n{stdout}"
+    );
+
+    let flaky = line_starting(stdout, "rt_route=\"GET /flaky\"");
+    let success = number_after(flaky, "success").zip(number_after(flaky, "requests"));
+    let retries = number_after(flaky, "retries");
+    assert!(
+        matches!(success, Some((ok, n)) if n > 0.0 && ok / n >= 0.95),
+        "GET /flaky under 95% success: {flaky}\n{stdout}"
+    );
+    assert!(
+        retries.is_some_and(|r| r > 0.0),
+        "GET /flaky was never retried: {flaky}\n{stdout}"
+    );
+
+    // The load driver got 504s for /slow, each within the route's 300 ms
+    // timeout (plus slack), never the backends' full second.
+    let slow = line_starting(stdout, "GET /slow ");
+    assert!(
+        number_after(slow, "504\u{d7}").is_some_and(|n| n > 0.0),
+        "no 504 for /slow: {slow}\n{stdout}"
+    );
+    assert!(
+        number_after(slow, "2xx").is_some_and(|n| n == 0.0),
+        "/slow answered 2xx past its timeout: {slow}\n{stdout}"
+    );
+    let max_ms = number_after(slow, "max");
+    assert!(
+        max_ms.is_some_and(|ms| ms < 800.0),
+        "/slow took longer than its timeout: {slow}\n{stdout}"
+    );
+    let slow_proxy = line_starting(stdout, "rt_route=\"GET /slow\"");
+    assert!(
+        slow_proxy.contains(" 504\u{d7}") && slow_proxy.contains("(timeout "),
+        "the client proxy did not count /slow timeouts: {slow_proxy}\n{stdout}"
+    );
 }
 
 #[test]
 fn demo_without_identity_runs_plaintext() {
     let _one = ONE_DEMO.lock().unwrap_or_else(|e| e.into_inner());
-    let stdout = run_demo(&["--no-identity", "--duration", "2s", "--rate", "40"]);
+    let stdout = run_demo(&["--no-identity", "--duration", "3s", "--rate", "40"]);
 
     assert!(
         stdout.contains("  transport    plaintext (identity disabled)"),
         "{stdout}"
     );
-    for line in per_second_lines(&stdout, 2) {
+    for line in per_second_lines(&stdout, 3) {
         assert!(
             line.contains("mTLS   0%"),
             "unexpected mTLS: {line}\n{stdout}"
         );
     }
+    assert!(
+        stdout.contains("in effect: the client proxy counted a request under rt_route="),
+        "{stdout}"
+    );
     for pod in ["web-a", "web-b", "web-c"] {
         let inbound = summary(&stdout, &format!("{pod} proxy"));
         assert!(
@@ -173,6 +283,48 @@ fn demo_without_identity_runs_plaintext() {
             "{pod}'s proxy counted mTLS or nothing:\n{stdout}"
         );
     }
-    // 1 destination + 3 apps + 4 proxies.
-    assert_cleaned_up(&stdout, 8);
+    // 1 destination + 4 apps + 5 proxies.
+    assert_cleaned_up(&stdout, 10);
+}
+
+#[test]
+fn demo_without_profiles_has_no_routes_and_no_split() {
+    let _one = ONE_DEMO.lock().unwrap_or_else(|e| e.into_inner());
+    let stdout = run_demo(&[
+        "--no-profiles",
+        "--no-identity",
+        "--duration",
+        "2s",
+        "--rate",
+        "40",
+    ]);
+
+    assert!(
+        stdout.contains("  profiles     none (--no-profiles)"),
+        "{stdout}"
+    );
+    let routes = route_lines(&stdout);
+    assert!(!routes.is_empty(), "no route lines:\n{stdout}");
+    for line in routes {
+        assert!(
+            line.starts_with("        paths (load driver): "),
+            "route figures without a profile: {line}\n{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains(
+            "the client proxy counted no ServiceProfile route of web.default.svc.cluster.local:80"
+        ),
+        "{stdout}"
+    );
+    // No split: web-v2 only answered the mesh check, never the load.
+    assert_eq!(v2_share(&stdout), 0.0, "{stdout}");
+    // No timeout: /slow waits for the backends' full second and succeeds.
+    let slow = line_starting(&stdout, "GET /slow ");
+    assert!(
+        number_after(slow, "max").is_some_and(|ms| ms >= 1000.0),
+        "/slow was cut short without a profile: {slow}\n{stdout}"
+    );
+    assert!(!slow.contains("504"), "{slow}\n{stdout}");
+    assert_cleaned_up(&stdout, 10);
 }

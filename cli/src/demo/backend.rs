@@ -1,15 +1,18 @@
-//! `wisp demo backend`: one demo pod's application. Answers every request
-//! with 200, a body naming the pod and an `x-demo-pod` header, after an
-//! optional delay. Exits when its parent (the demo) goes away.
+//! `wisp demo backend`: one demo pod's application. Answers with a body
+//! naming the pod and an `x-demo-pod` header, after an optional delay:
+//! `GET /flaky` fails with 500 `--flaky-percent` of the time, `GET /slow`
+//! takes `--slow-path-ms` longer, every other path (`/`, `/books/7`) is 200.
+//! Exits when its parent (the demo) goes away.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use bytes::Bytes;
-use http::{header, HeaderValue, Request, Response};
+use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -32,6 +35,12 @@ pub struct Args {
     /// Delay before each answer, in milliseconds.
     #[arg(long, default_value_t = 0)]
     delay_ms: u64,
+    /// How often `GET /flaky` answers 500, in percent.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
+    flaky_percent: u8,
+    /// Extra delay of `GET /slow`, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    slow_path_ms: u64,
 }
 
 /// Serves until killed or orphaned.
@@ -52,6 +61,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         body: Bytes::from(format!("hello from {} ({})\n", args.name, args.addr)),
         pod,
         delay: Duration::from_millis(args.delay_ms),
+        flaky_percent: u64::from(args.flaky_percent),
+        slow_path: Duration::from_millis(args.slow_path_ms),
+        rng: AtomicU64::new(seed()),
     });
     let parent = std::os::unix::process::parent_id();
     let mut orphan_check = tokio::time::interval(Duration::from_secs(1));
@@ -83,21 +95,56 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     }
 }
 
-/// What every request gets.
+/// How this pod answers.
 struct Answer {
     body: Bytes,
     pod: HeaderValue,
     delay: Duration,
+    flaky_percent: u64,
+    slow_path: Duration,
+    /// xorshift64 state for `/flaky`.
+    rng: AtomicU64,
+}
+
+impl Answer {
+    /// A number in `0..100`, uniformly enough for a demo.
+    fn percentile(&self) -> u64 {
+        let mut x = self.rng.load(Ordering::Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng.store(x, Ordering::Relaxed);
+        x % 100
+    }
+}
+
+/// A non-zero seed that differs between pods and runs.
+fn seed() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or_default();
+    (nanos ^ (u64::from(std::process::id()) << 32)) | 1
 }
 
 async fn respond(
     answer: Arc<Answer>,
-    _req: Request<Incoming>,
+    req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    if !answer.delay.is_zero() {
-        tokio::time::sleep(answer.delay).await;
+    let mut delay = answer.delay;
+    let mut status = StatusCode::OK;
+    match req.uri().path() {
+        "/slow" => delay += answer.slow_path,
+        "/flaky" if answer.percentile() < answer.flaky_percent => {
+            status = StatusCode::INTERNAL_SERVER_ERROR;
+        }
+        _ => {}
+    }
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
     let mut resp = Response::new(Full::new(answer.body.clone()));
+    *resp.status_mut() = status;
     let headers = resp.headers_mut();
     headers.insert(POD_HEADER, answer.pod.clone());
     headers.insert(

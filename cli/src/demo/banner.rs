@@ -5,7 +5,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::topology::{Workload, ADMIN_PORT, APP_PORT, INBOUND_PORT, OUTBOUND_PORT, SERVICE_HOST};
+use super::profile::{self, ROUTES};
+use super::topology::{
+    version_of, Workload, ADMIN_PORT, APP_PORT, INBOUND_PORT, OUTBOUND_PORT, SERVICES, SERVICE_HOST,
+};
 use super::warmup;
 
 /// A started backend application.
@@ -44,6 +47,19 @@ pub struct Identity {
     pub issuer: String,
 }
 
+/// The ServiceProfile and TrafficSplit the demo applied.
+pub struct Applied {
+    /// The file given to `wisp apply -f`.
+    pub file: PathBuf,
+    /// What `wisp apply` printed.
+    pub output: Vec<String>,
+    /// How long the client proxy took to count requests under a route of
+    /// the profile (`None`: not within `waited`).
+    pub in_effect: Option<Duration>,
+    /// How long the demo waited for that.
+    pub waited: Duration,
+}
+
 /// Everything the banner shows.
 pub struct Banner<'a> {
     /// The destination service's address and pid.
@@ -64,6 +80,8 @@ pub struct Banner<'a> {
     pub duration: Option<Duration>,
     /// What the end-to-end check saw.
     pub check: &'a warmup::Report,
+    /// The profile and split applied (`None`: `--no-profiles`).
+    pub applied: Option<&'a Applied>,
 }
 
 impl Banner<'_> {
@@ -91,6 +109,16 @@ impl Banner<'_> {
                 id.dir.display()
             );
         }
+        for svc in &SERVICES {
+            let pods: Vec<&str> = svc.backends().map(|b| b.name).collect();
+            println!(
+                "  service      {:<22} {} ({}): {}",
+                svc.name,
+                svc.cluster_ip,
+                svc.version,
+                pods.join(", ")
+            );
+        }
         for app in &self.apps {
             let slow = if app.delay.is_zero() {
                 String::new()
@@ -98,10 +126,11 @@ impl Banner<'_> {
                 format!("  (slow: +{} ms)", app.delay.as_millis())
             };
             println!(
-                "  {:<12} app {:<18} pid {:<7}{slow}",
+                "  {:<12} app {:<18} pid {:<7}{} {slow}",
                 app.workload.name,
                 app.workload.addr(APP_PORT).to_string(),
-                app.pid
+                app.pid,
+                version_of(app.workload.name).unwrap_or("-"),
             );
         }
         for proxy in &self.proxies {
@@ -133,10 +162,22 @@ impl Banner<'_> {
         if let Some(e) = &self.check.first_error {
             println!("               first failure: {e}");
         }
+        match self.applied {
+            Some(applied) => print_applied(applied),
+            None => println!(
+                "  profiles     none (--no-profiles): no routes, no split, web-v2 gets nothing"
+            ),
+        }
+        println!(
+            "  backends     GET /flaky fails {}% of the time with 500; GET /slow takes {} ms; \
+             other paths answer 200",
+            profile::FLAKY_PERCENT,
+            profile::SLOW_PATH.as_millis()
+        );
         println!();
         if let Some(client) = self.proxies.last() {
             let out = client.workload.addr(OUTBOUND_PORT);
-            println!("Try it:   curl -H 'Host: {SERVICE_HOST}' http://{out}/");
+            println!("Try it:   curl -i -H 'Host: {SERVICE_HOST}' http://{out}/books/7   (also /flaky, /slow)");
         }
         println!("Metrics:");
         for proxy in &self.proxies {
@@ -150,6 +191,14 @@ impl Banner<'_> {
             Some(d) => format!("for {}", humanize(d)),
             None => "until Ctrl-C".to_string(),
         };
+        if self.applied.is_some() {
+            if let Some(client) = self.proxies.last() {
+                println!(
+                    "Routes:   curl -s http://{}/metrics | grep '^route_'",
+                    client.workload.addr(ADMIN_PORT)
+                );
+            }
+        }
         if self.identity.is_some() {
             if let Some(server) = self.proxies.first() {
                 println!(
@@ -163,10 +212,59 @@ impl Banner<'_> {
             None => "through two proxies each",
         };
         println!(
-            "Load:     {} req/s from client to {SERVICE_HOST}, {hops}, {until}",
+            "Load:     {} req/s from client to {SERVICE_HOST}, {hops}, {until};",
             self.rate
         );
+        println!("          of every 20 requests 15 GET /books/N, 4 GET /flaky, 1 GET /slow");
         println!();
+    }
+}
+
+/// The profile and split lines of the banner.
+fn print_applied(applied: &Applied) {
+    println!(
+        "  profiles     wisp apply -f {} --dir <manifests>:",
+        applied.file.display()
+    );
+    for line in &applied.output {
+        println!("                 {line}");
+    }
+    println!("               ServiceProfile {SERVICE_HOST}:");
+    for r in ROUTES {
+        let mut what = format!("pathRegex {}", r.path_regex);
+        if r.retryable {
+            what.push_str(", isRetryable (5xx are failures)");
+        }
+        if let Some(t) = r.timeout {
+            what.push_str(&format!(", timeout {t}"));
+        }
+        println!("                 route {:<17} {what}", r.name);
+    }
+    let (ratio, min_per_s, ttl) = profile::RETRY_BUDGET;
+    println!(
+        "                 retryBudget: retryRatio {ratio}, minRetriesPerSecond {min_per_s}, ttl {ttl}"
+    );
+    let backends: Vec<String> = profile::SPLIT
+        .iter()
+        .map(|(svc, w)| format!("{svc} {w}"))
+        .collect();
+    println!(
+        "               TrafficSplit {} (split.smi-spec.io/v1alpha1): apex {} -> {}  (v1 90%, v2 10%)",
+        profile::SPLIT_NAME,
+        profile::SPLIT[0].0,
+        backends.join(", ")
+    );
+    match applied.in_effect {
+        Some(d) => println!(
+            "               in effect: the client proxy counted a request under rt_route=\"{}\" after {}",
+            ROUTES[profile::BOOKS].name,
+            super::stats::format_duration(d)
+        ),
+        None => println!(
+            "               NOT in effect: within {}s the client proxy counted no request under a \
+             route of the profile (does the destination service serve ServiceProfiles?)",
+            applied.waited.as_secs()
+        ),
     }
 }
 

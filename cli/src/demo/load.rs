@@ -1,5 +1,7 @@
 //! The load driver: an open-loop request stream at a fixed rate through the
 //! client workload's outbound proxy, recording each outcome in [`Stats`].
+//! Requests cycle through a fixed mix of paths: of every 20, 15 are
+//! `GET /books/N`, 4 are `GET /flaky` and 1 is `GET /slow`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +12,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::backend::POD_HEADER;
 use super::http_get::{self, HttpClient};
+use super::profile::{BOOKS, FLAKY, SLOW};
 use super::stats::{Outcome, Stats};
 
 /// How long one request may take before it counts as failed.
@@ -22,7 +25,8 @@ pub struct Load {
 }
 
 impl Load {
-    /// Starts sending `rate` requests per second to `url` with `Host: host`.
+    /// Starts sending `rate` requests per second to the paths of [`path`]
+    /// under `url` (ending in `/`) with `Host: host`.
     pub fn start(url: String, host: String, rate: u32, stats: Arc<Stats>) -> Load {
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(drive(url, host, rate, stats, stopped));
@@ -49,20 +53,34 @@ async fn drive(
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let mut in_flight = JoinSet::new();
+    let mut n: u64 = 0;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stopped.changed() => break,
         }
         while in_flight.try_join_next().is_some() {}
-        let (client, url, host, stats) = (client.clone(), url.clone(), host.clone(), stats.clone());
+        let (route, path) = path(n);
+        n += 1;
+        let url = format!("{url}{path}");
+        let (client, host, stats) = (client.clone(), host.clone(), stats.clone());
         in_flight.spawn(async move {
             let start = Instant::now();
             let outcome = send(&client, &url, &host).await;
-            stats.record(outcome, start.elapsed());
+            stats.record(route, outcome, start.elapsed());
         });
     }
     while in_flight.join_next().await.is_some() {}
+}
+
+/// The `n`th request's route (index in [`super::profile::ROUTES`]) and
+/// path, without the leading `/`.
+pub fn path(n: u64) -> (usize, String) {
+    match n % 20 {
+        0 => (SLOW, "slow".to_string()),
+        5 | 10 | 15 | 18 => (FLAKY, "flaky".to_string()),
+        _ => (BOOKS, format!("books/{}", n % 97)),
+    }
 }
 
 async fn send(client: &HttpClient, url: &str, host: &str) -> Outcome {
@@ -79,5 +97,25 @@ async fn send(client: &HttpClient, url: &str, host: &str) -> Outcome {
             tracing::debug!(error = %format!("{e:#}"), "demo request failed");
             Outcome::Failed
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mix_of_paths() {
+        let mut counts = [0; 3];
+        for n in 0..200 {
+            let (route, path) = path(n);
+            counts[route] += 1;
+            match route {
+                BOOKS => assert!(path.starts_with("books/"), "{path}"),
+                FLAKY => assert_eq!(path, "flaky"),
+                _ => assert_eq!(path, "slow"),
+            }
+        }
+        assert_eq!(counts, [150, 40, 10]);
     }
 }

@@ -1,5 +1,6 @@
-//! The universal-mode manifests the destination service reads: a Service,
-//! its EndpointSlice and one Pod per backend, written as YAML text.
+//! The universal-mode manifests the destination service reads: per Service
+//! (`web`, `web-v2`) the Service and its EndpointSlice, and one Pod per
+//! backend, written as YAML text.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -7,18 +8,22 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::topology::{
-    Workload, APP_PORT, CLUSTER_IP, INBOUND_PORT, NAMESPACE, SERVICE, SERVICE_PORT,
+    Service, Workload, APP_PORT, BACKENDS, INBOUND_PORT, NAMESPACE, SERVICES, SERVICE_PORT,
 };
 
-/// Writes the manifests for `backends` into `dir`, each file atomically.
-pub fn write_all(dir: &Path, backends: &[Workload]) -> anyhow::Result<()> {
-    write_atomic(dir, &format!("service-{SERVICE}.yaml"), &service())?;
-    write_atomic(
-        dir,
-        &format!("endpointslice-{SERVICE}-1.yaml"),
-        &endpoint_slice(backends),
-    )?;
-    for pod in backends {
+/// Writes the manifests of every Service and backend into `dir`, each file
+/// atomically.
+pub fn write_all(dir: &Path) -> anyhow::Result<()> {
+    for svc in &SERVICES {
+        let backends: Vec<Workload> = svc.backends().collect();
+        write_atomic(dir, &format!("service-{}.yaml", svc.name), &service(svc))?;
+        write_atomic(
+            dir,
+            &format!("endpointslice-{}-1.yaml", svc.name),
+            &endpoint_slice(svc, &backends),
+        )?;
+    }
+    for pod in &BACKENDS {
         write_atomic(dir, &format!("pod-{}.yaml", pod.name), &pod_manifest(pod))?;
     }
     Ok(())
@@ -34,36 +39,40 @@ fn write_atomic(dir: &Path, name: &str, text: &str) -> anyhow::Result<()> {
         .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
 }
 
-/// The `web` Service: port 80 (http) to target port 8080.
-fn service() -> String {
+/// A Service: port 80 (http) to target port 8080 (both versions expose the
+/// same port, as a TrafficSplit backend must).
+fn service(svc: &Service) -> String {
     format!(
         "apiVersion: v1
 kind: Service
 metadata:
-  name: {SERVICE}
+  name: {name}
   namespace: {NAMESPACE}
 spec:
-  clusterIP: {CLUSTER_IP}
+  clusterIP: {ip}
   ports:
   - {{name: http, port: {SERVICE_PORT}, targetPort: {APP_PORT}, protocol: TCP}}
-"
+",
+        name = svc.name,
+        ip = svc.cluster_ip,
     )
 }
 
-/// One EndpointSlice with every backend ready.
-fn endpoint_slice(backends: &[Workload]) -> String {
+/// One EndpointSlice of `svc` with every one of its backends ready.
+fn endpoint_slice(svc: &Service, backends: &[Workload]) -> String {
     let mut text = format!(
         "apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
 metadata:
-  name: {SERVICE}-1
+  name: {name}-1
   namespace: {NAMESPACE}
-  labels: {{kubernetes.io/service-name: {SERVICE}}}
+  labels: {{kubernetes.io/service-name: {name}}}
 addressType: IPv4
 ports:
 - {{name: http, port: {APP_PORT}, protocol: TCP}}
 endpoints:
-"
+",
+        name = svc.name,
     );
     for pod in backends {
         // Writing into a String cannot fail.
@@ -89,7 +98,7 @@ kind: Pod
 metadata:
   name: {name}
   namespace: {NAMESPACE}
-  labels: {{app: {SERVICE}, linkerd.io/control-plane-ns: linkerd}}
+  labels: {{app: {app}, version: {version}, linkerd.io/control-plane-ns: linkerd}}
 spec:
   serviceAccountName: {sa}
   containers:
@@ -100,6 +109,8 @@ spec:
 status: {{podIP: \"{ip}\"}}
 ",
         name = pod.name,
+        app = pod.service,
+        version = super::topology::version_of(pod.name).unwrap_or("v1"),
         sa = pod.service_account,
         ip = pod.ip,
         inbound = pod.addr(INBOUND_PORT),
@@ -108,17 +119,23 @@ status: {{podIP: \"{ip}\"}}
 
 #[cfg(test)]
 mod tests {
-    use super::super::topology::BACKENDS;
     use super::*;
 
     #[test]
-    fn slice_lists_every_backend() {
-        let text = endpoint_slice(&BACKENDS);
-        for pod in BACKENDS {
+    fn slice_lists_every_backend_of_its_service() {
+        let v1: Vec<Workload> = SERVICES[0].backends().collect();
+        let text = endpoint_slice(&SERVICES[0], &v1);
+        for pod in &BACKENDS[..3] {
             assert!(text.contains(&format!("addresses: [\"{}\"]", pod.ip)));
             assert!(text.contains(&format!("name: {},", pod.name)));
         }
-        assert!(text.contains("kubernetes.io/service-name: web"));
+        assert!(!text.contains("web-v2-a"));
+        assert!(text.contains("kubernetes.io/service-name: web}"));
+        let v2: Vec<Workload> = SERVICES[1].backends().collect();
+        let text = endpoint_slice(&SERVICES[1], &v2);
+        assert!(text.contains("addresses: [\"127.0.0.14\"]"));
+        assert!(text.contains("kubernetes.io/service-name: web-v2}"));
+        assert!(service(&SERVICES[1]).contains("name: web-v2\n"));
     }
 
     #[test]
@@ -129,5 +146,7 @@ mod tests {
         assert!(text.contains("podIP: \"127.0.0.11\""));
         assert!(text.contains("serviceAccountName: web\n"));
         assert!(text.contains("linkerd.io/control-plane-ns: linkerd"));
+        assert!(text.contains("app: web, version: v1,"));
+        assert!(pod_manifest(&BACKENDS[3]).contains("app: web-v2, version: v2,"));
     }
 }

@@ -2,12 +2,17 @@
 //!
 //! The demo writes a manifest directory and (unless `--no-identity`) a fresh
 //! CA with a token per service account, then starts (as child processes)
-//! the destination service over the manifests, the identity service, three
-//! backends of service `web` on their own loopback IPs and a `wisp-proxy`
-//! per workload, each certified as its service account, and drives load
-//! through the client workload's outbound proxy — mTLS between the proxies —
-//! printing one line of statistics per second, with the share of mTLS
-//! requests the client proxy counted.
+//! the destination service over the manifests, the identity service, two
+//! versions of the application — service `web` (v1: web-a, web-b, web-c)
+//! and service `web-v2` (v2: web-v2-a) — on their own loopback IPs and a
+//! `wisp-proxy` per workload, each certified as its service account. After
+//! a mesh check it applies (unless `--no-profiles`) a ServiceProfile for
+//! `web` (a retryable route, a route with a timeout, a retry budget) and a
+//! 90/10 TrafficSplit of `web` between `web` and `web-v2`, then drives a mix
+//! of paths through the client workload's outbound proxy — mTLS between the
+//! proxies — printing two lines of statistics per second: rate, success,
+//! mTLS share, latency, pod shares and the v1/v2 split, then per route the
+//! client proxy's own counts (success, retries) and the p99.
 //!
 //! Modules, in reading order:
 //!
@@ -17,9 +22,10 @@
 //! * [`ports`] checks the addresses are free; [`workdir`] owns the temp dir;
 //! * [`children`] spawns and always stops the child processes;
 //! * [`ready`] waits for them; [`warmup`] checks the path end to end;
+//! * [`profile`] is the ServiceProfile and TrafficSplit, and applies them;
 //! * [`banner`] says what is running;
 //! * [`load`] sends the traffic; [`stats`] turns it into per-second lines;
-//! * [`metrics`] reads the proxies' own counters (mTLS share, summaries);
+//! * [`metrics`] reads the proxies' own counters (mTLS share, routes, summaries);
 //! * [`backend`] is the hidden `wisp demo backend` mode each backend runs;
 //! * [`http_get`] and [`duration`] are small helpers.
 
@@ -33,6 +39,7 @@ mod load;
 mod manifests;
 mod metrics;
 mod ports;
+mod profile;
 mod ready;
 mod session;
 mod stats;
@@ -64,6 +71,10 @@ pub struct Args {
     /// (by default every proxy is certified and the proxies talk mTLS).
     #[arg(long)]
     no_identity: bool,
+    /// Apply no ServiceProfile and no TrafficSplit: no routes, retries or
+    /// timeouts, and all of `web`'s traffic stays on v1.
+    #[arg(long)]
+    no_profiles: bool,
     #[command(subcommand)]
     mode: Option<Mode>,
 }
@@ -86,6 +97,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             slow: Duration::from_millis(args.slow_ms),
             proxy_bin: args.proxy_bin,
             identity: !args.no_identity,
+            profiles: !args.no_profiles,
         }),
     }
 }

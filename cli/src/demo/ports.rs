@@ -14,7 +14,7 @@ pub fn check_free(addrs: &[SocketAddr]) -> anyhow::Result<()> {
                 std::io::ErrorKind::AddrNotAvailable => anyhow::bail!(
                     "cannot use {addr}: this system does not route {} to the loopback \
                      interface (Linux routes all of 127.0.0.0/8 there; elsewhere add \
-                     loopback aliases for 127.0.0.10-13)",
+                     loopback aliases for 127.0.0.10-14)",
                     addr.ip()
                 ),
                 _ => anyhow::bail!("cannot listen on {addr}: {e}"),

@@ -1,6 +1,8 @@
 //! One run of `wisp demo`, start to finish: check, write manifests, start
-//! the children, wait for them, drive load and report, then stop it all.
+//! the children, wait for them, check the mesh, apply the ServiceProfile
+//! and TrafficSplit, drive load and report, then stop it all.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,12 +16,13 @@ use super::banner::{self, App, Banner, Proxy};
 use super::children::Children;
 use super::identity::Material;
 use super::load::Load;
-use super::metrics::ShareMeter;
+use super::metrics::{RouteCounts, RouteMeter, ShareMeter};
+use super::profile::{self, ROUTES, SLOW};
 use super::ready::{Probe, Wait};
-use super::stats::{Stats, Window};
+use super::stats::{format_duration, percent, Stats, Window};
 use super::topology::{
     self, Workload, ADMIN_PORT, APP_PORT, BACKENDS, CLIENT, INBOUND_PORT, NAMESPACE, OUTBOUND_PORT,
-    SERVICE_HOST, SLOW_BACKEND,
+    SERVICES, SERVICE_HOST, SERVICE_V2_HOST, SLOW_BACKEND,
 };
 use super::workdir::WorkDir;
 use super::{http_get, manifests, metrics, ports, ready, warmup};
@@ -30,6 +33,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(15);
 const IDENTITY: &str = "identity";
 /// How long a per-second scrape of the client proxy's metrics may take.
 const SCRAPE_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long the client proxy gets to pick up the applied profile.
+const PROFILE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the user asked for.
 pub struct Options {
@@ -43,6 +48,8 @@ pub struct Options {
     pub proxy_bin: Option<PathBuf>,
     /// Run the identity service and mTLS between the proxies.
     pub identity: bool,
+    /// Apply the ServiceProfile and TrafficSplit after the mesh check.
+    pub profiles: bool,
 }
 
 /// Runs the demo. Children are stopped and the temp dir removed on every
@@ -55,7 +62,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     let ports = ports::free_local_ports(2)?;
 
     let workdir = WorkDir::create()?;
-    manifests::write_all(&workdir.manifests(), &BACKENDS)?;
+    manifests::write_all(&workdir.manifests())?;
     let identity = if opts.identity {
         Some(MeshIdentity {
             material: Material::create(&workdir.identity(), &workdir.tokens())?,
@@ -181,7 +188,11 @@ async fn demo(
             .arg("--addr")
             .arg(w.addr(APP_PORT).to_string())
             .arg("--delay-ms")
-            .arg(delay.as_millis().to_string());
+            .arg(delay.as_millis().to_string())
+            .arg("--flaky-percent")
+            .arg(profile::FLAKY_PERCENT.to_string())
+            .arg("--slow-path-ms")
+            .arg(profile::SLOW_PATH.as_millis().to_string());
         let pid = children.spawn(w.name, cmd, logs.join(format!("{}.log", w.name)))?;
         waits.push(Wait {
             name: w.name.into(),
@@ -234,8 +245,13 @@ async fn demo(
         }
     }
     let url = format!("http://{}/", CLIENT.addr(OUTBOUND_PORT));
-    let pods: Vec<&str> = BACKENDS.iter().map(|b| b.name).collect();
-    let check = warmup::run(&url, SERVICE_HOST, &pods).await;
+    // Each Service by its own name: `web` reaches v1, `web-v2` v2 (only the
+    // split, applied next, sends `web` traffic to v2).
+    let mut check = warmup::Report::default();
+    for (svc, host) in SERVICES.iter().zip([SERVICE_HOST, SERVICE_V2_HOST]) {
+        let pods: Vec<&str> = svc.backends().map(|b| b.name).collect();
+        check.merge(warmup::run(&url, host, &pods).await);
+    }
     if check.ok == 0 {
         anyhow::bail!(
             "no request through the mesh succeeded ({}){}",
@@ -243,6 +259,20 @@ async fn demo(
             children.log_tail(&format!("{} proxy", CLIENT.name))
         );
     }
+    let applied = if opts.profiles {
+        let file = workdir.profile_file();
+        let lines = profile::apply(&programs.wisp, &file, &manifests)?;
+        let in_effect =
+            profile::wait_in_effect(&scraper, &url, CLIENT.addr(ADMIN_PORT), PROFILE_TIMEOUT).await;
+        Some(banner::Applied {
+            file,
+            output: lines,
+            in_effect,
+            waited: PROFILE_TIMEOUT,
+        })
+    } else {
+        None
+    };
     Banner {
         destination: (programs.destination, dst_pid),
         identity: identity_svc,
@@ -253,23 +283,25 @@ async fn demo(
         rate: opts.rate,
         duration: opts.duration,
         check: &check,
+        applied: applied.as_ref(),
     }
     .print();
 
     let stats = Arc::new(Stats::default());
-    let mut mtls = ShareMeter::default();
-    mtls.update(client_tls(&scraper).await);
+    let mut meters = Meters::default();
+    meters.update(client_metrics(&scraper).await.as_deref());
     let load = Load::start(url, SERVICE_HOST.to_string(), opts.rate, stats.clone());
-    let mut totals = report(children, &stats, &mut mtls, &scraper, opts.duration).await?;
+    let mut totals = report(children, &stats, &mut meters, &scraper, opts.duration).await?;
     load.stop().await;
-    totals.add(&stats.take());
+    totals.merge(&stats.take());
     println!();
     println!(
         "sent {} requests; {} succeeded ({:.2}%)",
-        totals.total,
-        totals.ok,
-        100.0 * totals.ok as f64 / totals.total.max(1) as f64
+        totals.total(),
+        totals.ok(),
+        percent(totals.ok(), totals.total())
     );
+    print_load_summary(&totals);
     print_proxy_summary(&scraper).await;
     print_server_summary(&scraper).await;
     Ok(())
@@ -326,25 +358,32 @@ async fn cert_valid_for(client: &http_get::HttpClient, w: Workload) -> Option<Du
     Duration::try_from_secs_f64(expiry - now).ok()
 }
 
-/// The client proxy's outbound request counts by TLS, if it answers in time.
-async fn client_tls(client: &http_get::HttpClient) -> Option<metrics::TlsCount> {
+/// The client proxy's metrics, if it answers in time.
+async fn client_metrics(client: &http_get::HttpClient) -> Option<String> {
     metrics::scrape(client, CLIENT.addr(ADMIN_PORT), SCRAPE_TIMEOUT)
         .await
         .ok()
-        .map(|text| metrics::outbound_tls(&text))
 }
 
-/// Requests counted over the whole run.
+/// What the per-second lines read from the client proxy's metrics.
 #[derive(Default)]
-struct Totals {
-    total: u64,
-    ok: u64,
+struct Meters {
+    mtls: ShareMeter,
+    routes: RouteMeter,
 }
 
-impl Totals {
-    fn add(&mut self, w: &Window) {
-        self.total += w.total();
-        self.ok += w.ok();
+impl Meters {
+    /// Takes a reading (`None`: the scrape failed); returns the mTLS share
+    /// and the route counts since the last one.
+    fn update(
+        &mut self,
+        text: Option<&str>,
+    ) -> (Option<f64>, Option<BTreeMap<String, RouteCounts>>) {
+        let share = self.mtls.update(text.map(metrics::outbound_tls));
+        let routes = self
+            .routes
+            .update(text.map(|t| metrics::routes(t, &profile::dst())));
+        (share, routes)
     }
 }
 
@@ -353,24 +392,25 @@ impl Totals {
 async fn report(
     children: &mut Children,
     stats: &Stats,
-    mtls: &mut ShareMeter,
+    meters: &mut Meters,
     scraper: &http_get::HttpClient,
     duration: Option<Duration>,
-) -> anyhow::Result<Totals> {
+) -> anyhow::Result<Window> {
     let known: Vec<&str> = BACKENDS.iter().map(|b| b.name).collect();
     let start = Instant::now();
     let mut last = start;
     let mut tick = tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
     let stop = stop_signal();
     tokio::pin!(stop);
-    let mut totals = Totals::default();
+    let mut totals = Window::default();
     loop {
         tokio::select! {
             now = tick.tick() => {
                 let window = stats.take();
-                let share = mtls.update(client_tls(scraper).await);
+                let (share, routes) = meters.update(client_metrics(scraper).await.as_deref());
                 println!("{}", window.line(now - start, now - last, share, &known));
-                totals.add(&window);
+                println!("{}", window.route_line(now - last, routes.as_ref()));
+                totals.merge(&window);
                 last = now;
                 children.check_all()?;
                 if duration.is_some_and(|d| now - start >= d) {
@@ -429,6 +469,94 @@ async fn print_proxy_summary(client: &http_get::HttpClient) {
         by_pod.values().sum::<u64>(),
         metrics::outbound_tls(&text).mtls
     );
+    let dst = profile::dst();
+    let routes = metrics::routes(&text, &dst);
+    if routes.keys().all(String::is_empty) {
+        println!("the client proxy counted no ServiceProfile route of {dst}");
+        return;
+    }
+    println!(
+        "the client proxy counted per route (route_request_total, route_response_total, \
+         route_retryable_total{{direction=\"outbound\",dst=\"{dst}\"}}, checks included):"
+    );
+    let mut names: Vec<&str> = ROUTES.iter().map(|r| r.name).collect();
+    let others: Vec<&str> = routes
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !k.is_empty() && !names.contains(k))
+        .collect();
+    names.extend(others);
+    names.push("");
+    for name in names {
+        let Some(c) = routes.get(name) else { continue };
+        let label = match name {
+            "" => "(default route)".to_string(),
+            n => format!("rt_route=\"{n}\""),
+        };
+        let failures: String = c
+            .failure_statuses
+            .iter()
+            .map(|(status, n)| format!(" {status}\u{d7}{n}"))
+            .collect();
+        let timeouts = match c.timeouts {
+            0 => String::new(),
+            n => format!(" (timeout {n})"),
+        };
+        println!(
+            "  {label:<26} requests {:>6}  success {:>6} ({:>6.2}%)  failure {:>5}{failures}{timeouts}  \
+             retries {} (skipped, no budget: {})",
+            c.requests,
+            c.success,
+            percent(c.success, c.responses()),
+            c.failure,
+            c.retries,
+            c.retries_skipped,
+        );
+    }
+}
+
+/// Prints what the load driver saw over the whole run: the v1/v2 split and
+/// each route's outcomes and latency.
+fn print_load_summary(totals: &Window) {
+    let (v1, v2) = totals.versions();
+    println!(
+        "split over the run (x-demo-pod of the answers): v1 (web) {v1} ({:.1}%)  v2 (web-v2) {v2} ({:.1}%)",
+        percent(v1, v1 + v2),
+        percent(v2, v1 + v2)
+    );
+    println!("the load driver saw per route:");
+    for (i, route) in ROUTES.iter().enumerate() {
+        let Some(r) = totals.route(i) else { continue };
+        let others: String = r
+            .statuses
+            .iter()
+            .map(|(status, n)| format!(" {status}\u{d7}{n}"))
+            .collect();
+        let no_answer = match r.failed {
+            0 => String::new(),
+            n => format!(" no answer\u{d7}{n}"),
+        };
+        let p = |d: Option<Duration>| d.map_or("-".to_string(), format_duration);
+        let note = if i == SLOW {
+            format!(
+                "   (the backends take {} ms; the route's timeout is {} ms)",
+                profile::SLOW_PATH.as_millis(),
+                profile::SLOW_TIMEOUT.as_millis()
+            )
+        } else {
+            String::new()
+        };
+        println!(
+            "  {:<18} sent {:>6}  2xx {:>6} ({:>6.2}%){others}{no_answer}  p50 {}  p99 {}  max {}{note}",
+            route.name,
+            r.total,
+            r.ok,
+            percent(r.ok, r.total),
+            p(r.latency(0.5)),
+            p(r.latency(0.99)),
+            p(r.max()),
+        );
+    }
 }
 
 /// Prints what each web proxy counted on its inbound side: requests over

@@ -21,6 +21,7 @@ const MAX_ROUNDS: usize = 5;
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the warm-up saw.
+#[derive(Default)]
 pub struct Report {
     /// Requests sent.
     pub sent: usize,
@@ -32,16 +33,23 @@ pub struct Report {
     pub first_error: Option<String>,
 }
 
+impl Report {
+    /// Adds another warm-up's figures to these (the first failure stays).
+    pub fn merge(&mut self, other: Report) {
+        self.sent += other.sent;
+        self.ok += other.ok;
+        self.answered.extend(other.answered);
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+}
+
 /// Sends rounds of concurrent GETs to `url` (with `Host: host`) until every
 /// one of `pods` has answered or [`MAX_ROUNDS`] have passed.
 pub async fn run(url: &str, host: &str, pods: &[&str]) -> Report {
     let client = http_get::client();
-    let mut report = Report {
-        sent: 0,
-        ok: 0,
-        answered: BTreeSet::new(),
-        first_error: None,
-    };
+    let mut report = Report::default();
     for _ in 0..MAX_ROUNDS {
         let mut round = JoinSet::new();
         for _ in 0..PER_BACKEND * pods.len().max(1) {

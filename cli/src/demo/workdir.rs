@@ -43,6 +43,12 @@ impl WorkDir {
         self.path.join("tokens")
     }
 
+    /// The file the demo's ServiceProfile and TrafficSplit are written to
+    /// before `wisp apply` puts them into [`WorkDir::manifests`].
+    pub fn profile_file(&self) -> PathBuf {
+        self.path.join("web-profile.yaml")
+    }
+
     /// Where each child's output goes.
     pub fn logs(&self) -> PathBuf {
         self.path.join("logs")
