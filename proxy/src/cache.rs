@@ -1,5 +1,6 @@
 //! A small map of shared values that forgets entries unused for a while.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
@@ -24,7 +25,11 @@ impl<K: Eq + Hash + Clone, V> Cache<K, V> {
     }
 
     /// The value for `key`, made with `make` if absent.
-    pub fn get_or_insert_with(&self, key: &K, make: impl FnOnce() -> Arc<V>) -> Arc<V> {
+    pub fn get_or_insert_with<Q>(&self, key: &Q, make: impl FnOnce() -> Arc<V>) -> Arc<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         let now = Instant::now();
         let Ok(mut map) = self.map.lock() else {
             return make();
@@ -39,11 +44,11 @@ impl<K: Eq + Hash + Clone, V> Cache<K, V> {
                 .min_by_key(|(_, (_, used))| *used)
                 .map(|(k, _)| k.clone());
             if let Some(k) = oldest {
-                map.remove(&k);
+                map.remove::<K>(&k);
             }
         }
         let v = make();
-        map.insert(key.clone(), (v.clone(), now));
+        map.insert(key.to_owned(), (v.clone(), now));
         v
     }
 

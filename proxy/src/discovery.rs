@@ -8,8 +8,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use linkerd2_proxy_api::destination::{
     self as api, destination_client::DestinationClient, update, GetDestination,
@@ -17,6 +17,7 @@ use linkerd2_proxy_api::destination::{
 use tonic::transport::Channel;
 
 use crate::balance::Balancer;
+use crate::cache::Cache;
 use crate::control;
 use crate::endpoint::{Direction, Endpoint, EndpointMeta};
 use crate::Shared;
@@ -24,17 +25,19 @@ use crate::Shared;
 /// A cache of balancers, one per authority, fed by Destination.Get.
 pub struct Discovery {
     client: DestinationClient<Channel>,
-    cache: Mutex<HashMap<String, (Arc<Balancer>, Instant)>>,
-    idle_timeout: Duration,
+    cache: Cache<String, Balancer>,
 }
+
+/// Most authorities followed at once: each is a stream to the control
+/// plane, so a client inventing names must not open them without bound.
+const MAX_AUTHORITIES: usize = 10_000;
 
 impl Discovery {
     /// A discovery client over `channel` to the Destination service.
     pub fn new(channel: Channel, idle_timeout: Duration) -> Self {
         Discovery {
             client: DestinationClient::new(channel),
-            cache: Mutex::default(),
-            idle_timeout,
+            cache: Cache::new(idle_timeout, MAX_AUTHORITIES),
         }
     }
 
@@ -45,36 +48,24 @@ impl Discovery {
 
     /// The balancer for `authority` (`host:port`), starting discovery if needed.
     pub fn resolve(&self, shared: &Arc<Shared>, authority: &str) -> Arc<Balancer> {
-        let now = Instant::now();
-        let Ok(mut cache) = self.cache.lock() else {
-            return Arc::new(Balancer::new(authority.to_string()));
-        };
-        if let Some((b, used)) = cache.get_mut(authority) {
-            *used = now;
-            return b.clone();
-        }
-        let balancer = Arc::new(Balancer::new(authority.to_string()));
-        let task = tokio::spawn(watch(
-            self.client.clone(),
-            shared.clone(),
-            authority.to_string(),
-            Arc::downgrade(&balancer),
-        ));
-        if let Ok(mut t) = balancer.task.lock() {
-            *t = Some(task.abort_handle());
-        }
-        cache.insert(authority.to_string(), (balancer.clone(), now));
-        balancer
+        self.cache.get_or_insert_with(authority, || {
+            let balancer = Arc::new(Balancer::new(authority.to_string()));
+            let task = tokio::spawn(watch(
+                self.client.clone(),
+                shared.clone(),
+                authority.to_string(),
+                Arc::downgrade(&balancer),
+            ));
+            if let Ok(mut t) = balancer.task.lock() {
+                *t = Some(task.abort_handle());
+            }
+            balancer
+        })
     }
 
-    /// Drops balancers unused for the idle timeout; returns how many remain.
-    pub fn evict_idle(&self) -> usize {
-        let now = Instant::now();
-        let Ok(mut cache) = self.cache.lock() else {
-            return 0;
-        };
-        cache.retain(|_, (_, used)| now.duration_since(*used) < self.idle_timeout);
-        cache.len()
+    /// Drops balancers unused for the idle timeout.
+    pub fn evict_idle(&self) {
+        self.cache.evict_idle();
     }
 }
 
