@@ -8,10 +8,10 @@ use wisp_profiles::ValidateOptions;
 
 use super::files;
 
-/// Arguments of `wisp apply`.
+/// The manifests and the source directory `apply` and `delete` work on.
 #[derive(clap::Args)]
-pub struct ApplyArgs {
-    /// Manifest files or directories to apply.
+pub struct Targets {
+    /// Manifest files or directories.
     #[arg(
         short = 'f',
         long = "filename",
@@ -22,25 +22,25 @@ pub struct ApplyArgs {
     /// The source directory the destination service watches.
     #[arg(long, value_name = "SOURCE_DIR")]
     pub dir: PathBuf,
+}
+
+/// Arguments of `wisp apply`.
+#[derive(clap::Args)]
+pub struct ApplyArgs {
+    /// What to apply, and where.
+    #[command(flatten)]
+    pub targets: Targets,
     /// Cluster domain ServiceProfile names must end with.
     #[arg(long, default_value = "cluster.local")]
     pub cluster_domain: String,
 }
 
-/// Arguments of `wisp delete`.
+/// Arguments of `wisp delete`: the manifests naming the objects to delete.
 #[derive(clap::Args)]
 pub struct DeleteArgs {
-    /// Manifest files or directories naming the objects to delete.
-    #[arg(
-        short = 'f',
-        long = "filename",
-        required = true,
-        value_name = "FILE|DIR"
-    )]
-    pub files: Vec<PathBuf>,
-    /// The source directory the destination service watches.
-    #[arg(long, value_name = "SOURCE_DIR")]
-    pub dir: PathBuf,
+    /// What to delete, and where.
+    #[command(flatten)]
+    pub targets: Targets,
 }
 
 /// Runs `wisp apply`: validates everything first (nothing is written if
@@ -49,7 +49,7 @@ pub fn run_apply(args: ApplyArgs) -> anyhow::Result<()> {
     let opts = ValidateOptions {
         cluster_domain: args.cluster_domain,
     };
-    let report = files::check_files(&files::collect(&args.files)?, &opts)?;
+    let report = files::check_files(&files::collect(&args.targets.files)?, &opts)?;
     for note in &report.notes {
         eprintln!("{note}");
     }
@@ -62,12 +62,12 @@ pub fn run_apply(args: ApplyArgs) -> anyhow::Result<()> {
             report.problems.len()
         );
     }
-    std::fs::create_dir_all(&args.dir)
-        .with_context(|| format!("creating {}", args.dir.display()))?;
+    std::fs::create_dir_all(&args.targets.dir)
+        .with_context(|| format!("creating {}", args.targets.dir.display()))?;
     for doc in report.docs.iter().filter(|d| d.known) {
         let name = files::object_file_name(&doc.id);
         let text = serde_yaml_ng::to_string(&doc.value)?;
-        files::write_atomically(&args.dir, &name, text.as_bytes())?;
+        files::write_atomically(&args.targets.dir, &name, text.as_bytes())?;
         println!("{} applied ({name})", doc.id);
     }
     Ok(())
@@ -75,7 +75,10 @@ pub fn run_apply(args: ApplyArgs) -> anyhow::Result<()> {
 
 /// Runs `wisp delete`: removes the files of the objects named in the manifests.
 pub fn run_delete(args: DeleteArgs) -> anyhow::Result<()> {
-    let report = files::check_files(&files::collect(&args.files)?, &ValidateOptions::default())?;
+    let report = files::check_files(
+        &files::collect(&args.targets.files)?,
+        &ValidateOptions::default(),
+    )?;
     for doc in report
         .docs
         .iter()
@@ -85,7 +88,7 @@ pub fn run_delete(args: DeleteArgs) -> anyhow::Result<()> {
         if name.contains(['/', '\\']) {
             continue;
         }
-        let path = args.dir.join(&name);
+        let path = args.targets.dir.join(&name);
         match std::fs::remove_file(&path) {
             Ok(()) => println!("{} deleted", doc.id),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => println!("{} not found", doc.id),
