@@ -63,6 +63,12 @@ impl Balancer {
 
     /// Waits up to `timeout` for the first discovery answer.
     pub async fn resolved(&self, timeout: Duration) -> Resolution {
+        // Fast path, taken by every request once discovery has answered:
+        // no subscription, no timer.
+        let current = self.state.borrow().clone();
+        if current != Resolution::Pending {
+            return current;
+        }
         let mut rx = self.state.subscribe();
         let wait = async {
             let _ = rx.wait_for(|s| *s != Resolution::Pending).await;
