@@ -340,6 +340,20 @@ fn detect_server(
     }
 }
 
+/// The server Linkerd's default `all-unauthenticated` policy gives a port
+/// with protocol detection and `routes`.
+fn all_unauthenticated_server(routes: Vec<inbound::HttpRoute>) -> inbound::Server {
+    detect_server(
+        "all-unauthenticated",
+        vec![authz(
+            "all-unauthenticated",
+            all_networks(),
+            unauthenticated(),
+        )],
+        routes,
+    )
+}
+
 fn service_resource(port: u32) -> Option<Metadata> {
     Some(Metadata {
         kind: Some(metadata::Kind::Resource(Resource {
@@ -615,15 +629,10 @@ async fn inbound_default_policy_shape_and_probe_route() {
         "first message after {:?}",
         started.elapsed()
     );
-    let expected = detect_server(
-        "all-unauthenticated",
-        vec![authz(
-            "all-unauthenticated",
-            all_networks(),
-            unauthenticated(),
-        )],
-        vec![default_inbound_route(), probe_route(&["/live", "/ready"])],
-    );
+    let expected = all_unauthenticated_server(vec![
+        default_inbound_route(),
+        probe_route(&["/live", "/ready"]),
+    ]);
     assert_eq!(first, expected);
     assert_valid_inbound(&first);
     assert_quiet(&mut stream, Duration::from_millis(200)).await;
@@ -646,30 +655,17 @@ async fn inbound_default_policy_shape_and_probe_route() {
         .expect("watch");
     assert_eq!(
         next(&mut admin).await,
-        detect_server(
-            "all-unauthenticated",
-            vec![authz(
-                "all-unauthenticated",
-                all_networks(),
-                unauthenticated()
-            )],
-            vec![default_inbound_route(), probe_route(&["/live", "/ready"])],
-        )
+        all_unauthenticated_server(vec![
+            default_inbound_route(),
+            probe_route(&["/live", "/ready"])
+        ])
     );
     let mut plain = watch_port(&mut client, WORKLOAD, 9090)
         .await
         .expect("watch");
     assert_eq!(
         next(&mut plain).await,
-        detect_server(
-            "all-unauthenticated",
-            vec![authz(
-                "all-unauthenticated",
-                all_networks(),
-                unauthenticated()
-            )],
-            vec![default_inbound_route()],
-        )
+        all_unauthenticated_server(vec![default_inbound_route()])
     );
     server.stop().await;
 }
@@ -721,15 +717,7 @@ async fn inbound_opaque_ports_and_bad_input() {
         .expect("watch");
     assert_eq!(
         next(&mut unknown).await,
-        detect_server(
-            "all-unauthenticated",
-            vec![authz(
-                "all-unauthenticated",
-                all_networks(),
-                unauthenticated()
-            )],
-            vec![default_inbound_route()],
-        )
+        all_unauthenticated_server(vec![default_inbound_route()])
     );
     server.stop().await;
 }
