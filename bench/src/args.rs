@@ -5,6 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
+use wisp_common::duration::parse_flag_duration;
 
 /// Open-loop HTTP load generator and side-by-side proxy benchmark.
 ///
@@ -49,10 +50,10 @@ pub struct LoadOpts {
     #[arg(long)]
     pub http2: bool,
     /// Measured length of each constant-rate phase (e.g. 10s, 500ms, 1m).
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = parse_flag_duration)]
     pub duration: Duration,
     /// Unrecorded warm-up before each phase, same load.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = parse_flag_duration)]
     pub warmup: Duration,
     /// Connections of constant-rate phases [default: 16; with `load --max`: --max-connections].
     #[arg(long)]
@@ -70,7 +71,7 @@ pub struct LoadOpts {
     #[arg(long, value_delimiter = ',')]
     pub loadgen_cpu: Vec<usize>,
     /// Per-request timeout; also bounds how long a phase may overrun.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = parse_flag_duration)]
     pub timeout: Duration,
     /// Pace constant-rate load with tokio's 1 ms timer instead of a timerfd:
     /// less generator CPU, but requests leave in 1 ms bursts.
@@ -132,16 +133,16 @@ pub struct CompareArgs {
     #[arg(long, value_parser = parse_env)]
     pub proxy_env: Vec<(String, String)>,
     /// How long the proxy may take to report ready.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = parse_flag_duration)]
     pub ready_timeout: Duration,
     /// Idle time after ready before sampling the proxy's idle memory.
-    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    #[arg(long, default_value = "3s", value_parser = parse_flag_duration)]
     pub idle_wait: Duration,
     /// Constant rates to measure, req/s (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "1000,5000")]
     pub rates: Vec<f64>,
     /// Length of each closed-loop max-throughput phase.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = parse_flag_duration)]
     pub max_duration: Duration,
     /// Skip the closed-loop max-throughput phases.
     #[arg(long)]
@@ -252,28 +253,6 @@ impl CompareArgs {
     }
 }
 
-/// Parses `10`, `10s`, `250ms`, `2m` or `1.5s`.
-pub fn parse_duration(s: &str) -> Result<Duration> {
-    let s = s.trim();
-    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 1e-3)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = s.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        (s, 1.0)
-    };
-    let value: f64 = match num.trim().parse() {
-        Ok(v) => v,
-        Err(_) => bail!("invalid duration {s:?} (examples: 10s, 500ms, 2m)"),
-    };
-    if !(value >= 0.0 && value.is_finite()) {
-        bail!("invalid duration {s:?}");
-    }
-    Ok(Duration::from_secs_f64(value * scale))
-}
-
 /// Parses `KEY=VALUE`.
 fn parse_env(s: &str) -> Result<(String, String)> {
     match s.split_once('=') {
@@ -287,14 +266,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("10").ok(), Some(Duration::from_secs(10)));
-        assert_eq!(
-            parse_duration("250ms").ok(),
-            Some(Duration::from_millis(250))
-        );
-        assert_eq!(parse_duration("2m").ok(), Some(Duration::from_secs(120)));
-        assert!(parse_duration("abc").is_err());
+    fn duration_flags() {
+        let cli = Cli::try_parse_from(["wisp-bench", "--duration", "1.5", "--warmup", "0"]);
+        let cli = cli.expect("flags parse");
+        assert_eq!(cli.compare.opts.duration, Duration::from_millis(1_500));
+        assert_eq!(cli.compare.opts.warmup, Duration::ZERO);
+        assert!(Cli::try_parse_from(["wisp-bench", "--duration", "abc"]).is_err());
     }
 
     #[test]

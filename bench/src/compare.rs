@@ -4,6 +4,7 @@
 use crate::args::{CompareArgs, Topology};
 use crate::client::{Protocol, Target};
 use crate::harness::{ChildGuard, TempDir};
+use crate::manifest::MATCHING_ROUTE;
 use crate::phase::{self, Mode, PhaseSpec};
 use crate::procstat::{self, MemSample};
 use crate::sampler::PhaseSampler;
@@ -14,6 +15,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use wisp_common::prometheus::{self, Sample};
 
 /// Default Host header through the proxy.
 pub const DEFAULT_HOST: &str = "bench.default.svc.cluster.local";
@@ -663,8 +665,9 @@ fn check_route(
 fn verify_profile(args: &CompareArgs, client: &mut RunningProxy) -> Result<()> {
     let host = host(args);
     let outbound = client.addrs.outbound;
-    let dst = format!("dst=\"{}:80\"", DEFAULT_HOST);
-    let route = format!("rt_route=\"{}\"", crate::manifest::MATCHING_ROUTE);
+    let dst_value = format!("{DEFAULT_HOST}:80");
+    let dst = format!("dst=\"{dst_value}\"");
+    let route = format!("rt_route=\"{MATCHING_ROUTE}\"");
     let v2 = format!(
         "{}.{}.svc",
         crate::manifest::SERVICE_V2,
@@ -682,16 +685,13 @@ fn verify_profile(args: &CompareArgs, client: &mut RunningProxy) -> Result<()> {
         }
         let text = metrics(client.addrs.admin)?;
         let routed = !want_route
-            || text.lines().any(|l| {
-                l.starts_with("route_request_total{")
-                    && l.contains(&dst)
-                    && l.contains(&route)
-                    && !l.ends_with(" 0")
+            || prometheus::series(&text, "route_request_total").any(|s| {
+                s.has_labels(&[("dst", &dst_value), ("rt_route", MATCHING_ROUTE)]) && s.value > 0.0
             });
         let split = !want_split
             || request_series(&text, "outbound")
                 .iter()
-                .any(|(labels, n)| labels.contains(&v2) && *n > 0.0);
+                .any(|s| s.labels.iter().any(|(_, v)| v.contains(&v2)) && s.value > 0.0);
         if routed && split {
             progress(&format!(
                 "  profile in effect after {sent} requests{}{}",
@@ -746,34 +746,33 @@ fn verify_profile(args: &CompareArgs, client: &mut RunningProxy) -> Result<()> {
 /// client's identity as `client_id`).
 fn verify_mesh(client: &RunningProxy, server: &RunningProxy, tls: bool) -> Result<()> {
     let what = if tls { "mTLS" } else { "plaintext" };
-    let client_id = format!(
-        "client_id=\"{}\"",
-        local_identity(crate::manifest::CLIENT_SA)
-    );
-    let checks: [(&str, &RunningProxy, &str, Vec<&str>); 2] = if tls {
+    let client_id = local_identity(crate::manifest::CLIENT_SA);
+    type Check<'a> = (&'a str, &'a RunningProxy, &'a str, Vec<(&'a str, &'a str)>);
+    let checks: [Check<'_>; 2] = if tls {
         [
-            ("client", client, "outbound", vec!["tls=\"true\""]),
+            ("client", client, "outbound", vec![("tls", "true")]),
             (
                 "server",
                 server,
                 "inbound",
-                vec!["tls=\"true\"", &client_id],
+                vec![("tls", "true"), ("client_id", &client_id)],
             ),
         ]
     } else {
         [
-            ("client", client, "outbound", vec!["tls=\"disabled\""]),
+            ("client", client, "outbound", vec![("tls", "disabled")]),
             ("server", server, "inbound", vec![]),
         ]
     };
     for (side, proxy, direction, want) in checks {
         let text = metrics(proxy.addrs.admin)?;
         let series = request_series(&text, direction);
-        if !series
-            .iter()
-            .any(|(labels, count)| want.iter().all(|w| labels.contains(w)) && *count > 0.0)
-        {
-            let want = want.join(",");
+        if !series.iter().any(|s| s.has_labels(&want) && s.value > 0.0) {
+            let want = want
+                .iter()
+                .map(|(k, v)| format!("{k}={v:?}"))
+                .collect::<Vec<_>>()
+                .join(",");
             bail!(
                 "the {side} proxy counted no {direction} request with {{{want}}}: the two-proxy hop \
                  is not {what}, refusing to measure it. Its request_total series:\n{}",
@@ -782,7 +781,7 @@ fn verify_mesh(client: &RunningProxy, server: &RunningProxy, tls: bool) -> Resul
                 } else {
                     series
                         .iter()
-                        .map(|(l, c)| format!("  request_total{{{l}}} {c}"))
+                        .map(|s| format!("  {}", describe(s)))
                         .collect::<Vec<_>>()
                         .join("\n")
                 }
@@ -800,18 +799,22 @@ fn metrics(admin: SocketAddr) -> Result<String> {
     }
 }
 
-/// `(labels, value)` of every `request_total{direction="DIRECTION",...}` line.
-fn request_series(text: &str, direction: &str) -> Vec<(String, f64)> {
-    let needle = format!("direction=\"{direction}\"");
-    text.lines()
-        .filter_map(|line| {
-            let rest = line.strip_prefix("request_total{")?;
-            let (labels, value) = rest.rsplit_once("} ")?;
-            labels
-                .contains(&needle)
-                .then(|| (labels.to_string(), value.trim().parse().unwrap_or(0.0)))
-        })
+/// Every `request_total{direction="DIRECTION",...}` sample of `text`.
+fn request_series<'a>(text: &'a str, direction: &str) -> Vec<Sample<'a>> {
+    prometheus::series(text, "request_total")
+        .filter(|s| s.label("direction") == Some(direction))
         .collect()
+}
+
+/// A sample written back as `name{k="v",...} value`, for messages.
+fn describe(s: &Sample<'_>) -> String {
+    let labels = s
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v:?}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    format!("{}{{{labels}}} {}", s.name, s.value)
 }
 
 fn difference(a: &Percentiles, b: &Percentiles) -> Percentiles {
@@ -840,8 +843,12 @@ request_total{direction=\"inbound\",tls=\"true\"} 2\n\
 response_total{direction=\"outbound\"} 3\n";
         let out = super::request_series(text, "outbound");
         assert_eq!(out.len(), 1);
-        assert!(out[0].0.contains("tls=\"true\""));
-        assert_eq!(out[0].1, 3.0);
+        assert_eq!(out[0].label("tls"), Some("true"));
+        assert_eq!(out[0].value, 3.0);
+        assert_eq!(
+            super::describe(&out[0]),
+            "request_total{direction=\"outbound\",tls=\"true\",server_id=\"x\"} 3"
+        );
         assert_eq!(super::request_series(text, "inbound").len(), 1);
     }
 }

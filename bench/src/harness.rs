@@ -36,23 +36,15 @@ pub fn install_signal_handler() -> Result<()> {
         .build()
         .context("building signal runtime")?;
     // Register the handlers before returning so no signal is missed.
-    let (mut int, mut term) = runtime.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        Ok::<_, std::io::Error>((
-            signal(SignalKind::interrupt())?,
-            signal(SignalKind::terminate())?,
-        ))
-    })?;
+    let mut signals = {
+        let _runtime = runtime.enter();
+        wisp_common::signal::ShutdownSignals::new()?
+    };
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            runtime.block_on(async {
-                tokio::select! {
-                    _ = int.recv() => {}
-                    _ = term.recv() => {}
-                }
-            });
-            eprintln!("wisp-bench: interrupted, stopping children");
+            let signal = runtime.block_on(signals.recv());
+            eprintln!("wisp-bench: interrupted ({signal}), stopping children");
             emergency_cleanup();
             std::process::exit(130);
         })
@@ -85,12 +77,7 @@ fn emergency_cleanup() {
 
 /// True while `/proc/PID` exists and the process is not a zombie.
 fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
+    wisp_common::procfs::is_running(wisp_common::procfs::Process::Pid(pid))
 }
 
 /// A temporary directory removed on drop.

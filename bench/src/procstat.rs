@@ -1,41 +1,24 @@
-//! Reading CPU time and memory figures from `/proc`.
+//! The bench's view of `/proc` figures, read with [`wisp_common::procfs`]:
+//! CPU time of the processes it watches and their resident memory, in the
+//! units its reports use.
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use serde::Serialize;
+use wisp_common::procfs::{self, Process};
 
-/// CPU time (user + system, all threads) of a process, in clock ticks.
+pub use wisp_common::procfs::SystemTicks;
+
+/// CPU time (user + system, all threads) of a process, in seconds.
 ///
 /// `pid` of `None` means the bench process itself.
-pub fn cpu_ticks(pid: Option<u32>) -> Result<u64> {
-    let path = match pid {
-        Some(pid) => format!("/proc/{pid}/stat"),
-        None => "/proc/self/stat".to_string(),
-    };
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    parse_stat_ticks(&text).with_context(|| format!("parsing {path}"))
+pub fn cpu_seconds(pid: Option<u32>) -> Result<f64> {
+    let process = pid.map_or(Process::Current, Process::Pid);
+    Ok(procfs::stat(process)
+        .with_context(|| format!("reading the CPU time of {process:?}"))?
+        .cpu_seconds())
 }
 
-/// Extracts utime + stime from the text of a `/proc/PID/stat` file.
-fn parse_stat_ticks(text: &str) -> Result<u64> {
-    // The command name (field 2) may contain spaces and parentheses, so the
-    // fields are counted from the last ')'. After it, field 3 (state) is at
-    // index 0, utime (field 14) at index 11 and stime (field 15) at index 12.
-    let rest = text
-        .rfind(')')
-        .map(|i| &text[i + 1..])
-        .ok_or_else(|| anyhow!("no ')' in stat line"))?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize| -> Result<u64> {
-        fields
-            .get(i)
-            .ok_or_else(|| anyhow!("stat line too short"))?
-            .parse::<u64>()
-            .context("non-numeric tick count")
-    };
-    Ok(field(11)? + field(12)?)
-}
-
-/// Resident-memory figures of a process, from `/proc/PID/status`.
+/// Resident-memory figures of a process, as reported.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct MemSample {
     /// Current resident set size, KiB.
@@ -46,64 +29,21 @@ pub struct MemSample {
     pub threads: u64,
 }
 
-/// Reads VmRSS, VmHWM and Threads of process `pid`.
+/// Reads VmRSS, VmHWM and Threads of process `pid` (0 where the kernel
+/// reports none).
 pub fn mem(pid: u32) -> Result<MemSample> {
-    let path = format!("/proc/{pid}/status");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    Ok(parse_status(&text))
-}
-
-/// Extracts the fields of [`MemSample`] from the text of a status file.
-fn parse_status(text: &str) -> MemSample {
-    let mut sample = MemSample::default();
-    for line in text.lines() {
-        let mut parts = line.split_whitespace();
-        let (Some(key), Some(value)) = (parts.next(), parts.next()) else {
-            continue;
-        };
-        let Ok(value) = value.parse::<u64>() else {
-            continue;
-        };
-        match key {
-            "VmRSS:" => sample.vmrss_kib = value,
-            "VmHWM:" => sample.vmhwm_kib = value,
-            "Threads:" => sample.threads = value,
-            _ => {}
-        }
-    }
-    sample
-}
-
-/// Machine-wide CPU counters from the first line of `/proc/stat`, in ticks.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemTicks {
-    /// Sum of all accounted states (user .. steal).
-    pub total: u64,
-    /// idle + iowait.
-    pub idle: u64,
-    /// Time stolen by the hypervisor.
-    pub steal: u64,
-}
-
-/// Reads the aggregate `cpu` line of `/proc/stat`.
-pub fn system_ticks() -> Result<SystemTicks> {
-    let text = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("cpu "))
-        .ok_or_else(|| anyhow!("no aggregate cpu line in /proc/stat"))?;
-    let values: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .take(8)
-        .map(|v| v.parse().unwrap_or(0))
-        .collect();
-    let at = |i: usize| values.get(i).copied().unwrap_or(0);
-    Ok(SystemTicks {
-        total: values.iter().sum(),
-        idle: at(3) + at(4),
-        steal: at(7),
+    let status = procfs::status(Process::Pid(pid))
+        .with_context(|| format!("reading the memory of process {pid}"))?;
+    Ok(MemSample {
+        vmrss_kib: status.vm_rss_kib.unwrap_or(0),
+        vmhwm_kib: status.vm_hwm_kib.unwrap_or(0),
+        threads: status.threads.unwrap_or(0),
     })
+}
+
+/// Reads the machine-wide CPU counters (the `cpu` line of `/proc/stat`).
+pub fn system_ticks() -> Result<SystemTicks> {
+    procfs::system_ticks().context("reading /proc/stat")
 }
 
 #[cfg(test)]
@@ -111,15 +51,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stat_with_odd_command_name() {
-        let line = "1234 (we ird) proc) S 1 2 3 4 5 6 7 8 9 10 150 25 0 0 20 0 1 0";
-        assert_eq!(parse_stat_ticks(line).ok(), Some(175));
-    }
-
-    #[test]
-    fn status_fields() {
-        let text = "Name:\twisp\nVmHWM:\t   2048 kB\nVmRSS:\t   1024 kB\nThreads:\t3\n";
-        let m = parse_status(text);
-        assert_eq!((m.vmrss_kib, m.vmhwm_kib, m.threads), (1024, 2048, 3));
+    fn reads_itself() {
+        assert!(cpu_seconds(None).is_ok_and(|s| s >= 0.0));
+        let me = std::process::id();
+        assert!(cpu_seconds(Some(me)).is_ok());
+        assert!(mem(me).is_ok_and(|m| m.vmrss_kib > 0 && m.threads >= 1));
+        assert!(system_ticks().is_ok_and(|t| t.total > 0));
     }
 }

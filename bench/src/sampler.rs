@@ -31,13 +31,13 @@ pub struct PhaseSampler {
     start: Option<Snapshot>,
 }
 
-/// Raw counters at one instant.
+/// Raw counters at one instant (CPU times in seconds).
 #[derive(Debug, Clone, Copy)]
 struct Snapshot {
-    loadgen: Option<u64>,
-    proxy: Option<u64>,
-    server_proxy: Option<u64>,
-    backend: Option<u64>,
+    loadgen: Option<f64>,
+    proxy: Option<f64>,
+    server_proxy: Option<f64>,
+    backend: Option<f64>,
     system: Option<SystemTicks>,
 }
 
@@ -69,9 +69,8 @@ impl PhaseSampler {
             return PhaseCpu::default();
         };
         let end = self.snapshot();
-        let hz = crate::sys::clock_ticks_per_second() as f64;
-        let secs = |a: Option<u64>, b: Option<u64>| match (a, b) {
-            (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / hz),
+        let secs = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => Some((b - a).max(0.0)),
             _ => None,
         };
         let (busy, steal) = match (start.system, end.system) {
@@ -98,12 +97,14 @@ impl PhaseSampler {
 
     fn snapshot(&self) -> Snapshot {
         Snapshot {
-            loadgen: procstat::cpu_ticks(None).ok(),
-            proxy: self.proxy.and_then(|p| procstat::cpu_ticks(Some(p)).ok()),
+            loadgen: procstat::cpu_seconds(None).ok(),
+            proxy: self.proxy.and_then(|p| procstat::cpu_seconds(Some(p)).ok()),
             server_proxy: self
                 .server_proxy
-                .and_then(|p| procstat::cpu_ticks(Some(p)).ok()),
-            backend: self.backend.and_then(|p| procstat::cpu_ticks(Some(p)).ok()),
+                .and_then(|p| procstat::cpu_seconds(Some(p)).ok()),
+            backend: self
+                .backend
+                .and_then(|p| procstat::cpu_seconds(Some(p)).ok()),
             system: procstat::system_ticks().ok(),
         }
     }

@@ -5,18 +5,6 @@
 
 use anyhow::{bail, Result};
 
-/// Kernel clock ticks per second (`sysconf(_SC_CLK_TCK)`), 100 if unknown.
-#[allow(unsafe_code)]
-pub fn clock_ticks_per_second() -> u64 {
-    // SAFETY: sysconf takes an integer name and has no memory side effects.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if ticks > 0 {
-        ticks as u64
-    } else {
-        100
-    }
-}
-
 /// Pins the calling thread to the given CPUs (`sched_setaffinity(0, ...)`).
 ///
 /// Threads created afterwards by this thread inherit the mask.

@@ -104,10 +104,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             renew = Some(tokio::spawn(own.renew_forever()));
             tracing::info!(identity = %name, "serving mesh TLS and plaintext");
         }
-        let result = server
-            .run(crate::signal::shutdown_signal())
-            .await
-            .context("destination service failed");
+        let stop = crate::signal::shutdown_signal()?;
+        let result = server.run(stop).await.context("destination service failed");
         if let Some(r) = renew {
             r.abort();
         }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use wisp_common::duration::parse_positive_flag_duration;
 use wisp_identity::config::{DEFAULT_ADDR, DEFAULT_CONTROL_PLANE_NS, DEFAULT_TRUST_DOMAIN};
 use wisp_identity::init::{init, InitOptions};
 use wisp_identity::{Config, TokenKey, Validity};
@@ -45,10 +46,10 @@ struct ServeArgs {
     #[arg(long, default_value = DEFAULT_CONTROL_PLANE_NS)]
     control_plane_ns: String,
     /// Lifetime of issued certificates (e.g. 24h, 1h30m).
-    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    #[arg(long, default_value = "24h", value_parser = parse_positive_flag_duration)]
     lifetime: Duration,
     /// Clock-skew allowance added on both ends of the validity window.
-    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    #[arg(long, default_value = "20s", value_parser = parse_positive_flag_duration)]
     skew: Duration,
 }
 
@@ -82,12 +83,8 @@ struct TokenArgs {
     #[arg(long)]
     ns: String,
     /// How long the token is valid.
-    #[arg(long, default_value = "8760h", value_parser = parse_duration)]
+    #[arg(long, default_value = "8760h", value_parser = parse_positive_flag_duration)]
     ttl: Duration,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    wisp_identity::duration::parse(s).map_err(|e| e.to_string())
 }
 
 /// Runs `wisp identity`.
@@ -142,7 +139,8 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     let result = runtime.block_on(async move {
-        wisp_identity::serve(config, crate::signal::shutdown_signal())
+        let stop = crate::signal::shutdown_signal()?;
+        wisp_identity::serve(config, stop)
             .await
             .context("identity service failed")
     });

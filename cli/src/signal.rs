@@ -1,18 +1,17 @@
-//! Waiting for the signal that stops a long-running command.
+//! Stopping a long-running command on SIGTERM or Ctrl-C: the handlers of
+//! [`wisp_common::signal`], plus a log line naming the signal.
 
-/// Completes on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(error) => {
-            tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the service");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
+use std::future::Future;
+
+use wisp_common::signal::{ShutdownSignals, SignalError};
+
+/// Installs the SIGTERM and SIGINT handlers now (call it inside the
+/// runtime, before serving, so no early signal is missed) and returns a
+/// future that completes, logging which, when one arrives.
+pub fn shutdown_signal() -> Result<impl Future<Output = ()>, SignalError> {
+    let mut signals = ShutdownSignals::new()?;
+    Ok(async move {
+        let signal = signals.recv().await;
+        tracing::info!(%signal, "stopping");
+    })
 }

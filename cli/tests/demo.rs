@@ -17,13 +17,7 @@ static ONE_DEMO: Mutex<()> = Mutex::new(());
 
 /// Whether process `pid` still exists (and is not a zombie).
 fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the parenthesised command name.
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| !rest.starts_with('Z')),
-        Err(_) => false,
-    }
+    wisp_common::procfs::is_running(wisp_common::procfs::Process::Pid(pid))
 }
 
 /// The pids the banner lists after `marker` (`wisp-proxy pid N`, ...).

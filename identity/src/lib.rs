@@ -14,7 +14,6 @@
 pub mod ca;
 pub mod config;
 pub mod csr;
-pub mod duration;
 pub mod files;
 pub mod incoming;
 pub mod init;
@@ -56,7 +55,7 @@ pub enum Error {
     Tls(#[from] tls::TlsError),
     /// The service could not issue its own certificate.
     #[error("cannot issue the identity service's own certificate: {0}")]
-    OwnCertificate(ca::IssueError),
+    OwnCertificate(#[source] ca::IssueError),
     /// The listen address could not be bound.
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use wisp_common::prometheus::{self, Sample};
+
 use super::http_get::{self, HttpClient};
 
 /// `GET http://ADDR/metrics` (a proxy's admin server), as text.
@@ -24,23 +26,14 @@ pub async fn scrape(
     Ok(String::from_utf8_lossy(&reply.body).into_owned())
 }
 
-/// Every series of metric `name` in `text` (labelled ones only): its
-/// labels and value.
-fn series<'a>(
-    text: &'a str,
-    name: &'a str,
-) -> impl Iterator<Item = (BTreeMap<String, String>, u64)> + 'a {
-    text.lines().filter_map(move |line| {
-        let rest = line.strip_prefix(name)?.strip_prefix('{')?;
-        let (labels, value) = split_series(rest)?;
-        let value = value.trim().parse::<f64>().ok()?;
-        Some((parse_labels(labels), value as u64))
-    })
+/// Every `request_total` sample of `text`.
+fn request_totals(text: &str) -> impl Iterator<Item = Sample<'_>> {
+    prometheus::series(text, "request_total")
 }
 
-/// Every `request_total` series of `text`: its labels and value.
-fn request_totals(text: &str) -> impl Iterator<Item = (BTreeMap<String, String>, u64)> + '_ {
-    series(text, "request_total")
+/// A sample's value as a count.
+fn count(sample: &Sample<'_>) -> u64 {
+    sample.value as u64
 }
 
 /// What the client proxy counted for one ServiceProfile route.
@@ -94,34 +87,33 @@ impl RouteCounts {
 /// `rt_route` (the default route, which has no `rt_route`, under `""`).
 pub fn routes(text: &str, dst: &str) -> BTreeMap<String, RouteCounts> {
     let mut out: BTreeMap<String, RouteCounts> = BTreeMap::new();
-    let ours = |labels: &BTreeMap<String, String>| {
-        label(labels, "direction") == Some("outbound") && label(labels, "dst") == Some(dst)
-    };
-    let route = |labels: &BTreeMap<String, String>| {
-        label(labels, "rt_route").unwrap_or_default().to_string()
-    };
-    for (labels, value) in series(text, "route_request_total").filter(|(l, _)| ours(l)) {
-        out.entry(route(&labels)).or_default().requests += value;
+    let ours =
+        |s: &Sample<'_>| s.label("direction") == Some("outbound") && s.label("dst") == Some(dst);
+    let route = |s: &Sample<'_>| s.label("rt_route").unwrap_or_default().to_string();
+    for s in prometheus::series(text, "route_request_total").filter(ours) {
+        out.entry(route(&s)).or_default().requests += count(&s);
     }
-    for (labels, value) in series(text, "route_response_total").filter(|(l, _)| ours(l)) {
-        let counts = out.entry(route(&labels)).or_default();
-        if label(&labels, "classification") == Some("success") {
+    for s in prometheus::series(text, "route_response_total").filter(ours) {
+        let value = count(&s);
+        let counts = out.entry(route(&s)).or_default();
+        if s.label("classification") == Some("success") {
             counts.success += value;
         } else {
             counts.failure += value;
-            let status = label(&labels, "status_code").and_then(|s| s.parse().ok());
+            let status = s.label("status_code").and_then(|c| c.parse().ok());
             *counts
                 .failure_statuses
                 .entry(status.unwrap_or(0))
                 .or_default() += value;
-            if label(&labels, "error") == Some("timeout") {
+            if s.label("error") == Some("timeout") {
                 counts.timeouts += value;
             }
         }
     }
-    for (labels, value) in series(text, "route_retryable_total").filter(|(l, _)| ours(l)) {
-        let counts = out.entry(route(&labels)).or_default();
-        if labels.contains_key("skipped") {
+    for s in prometheus::series(text, "route_retryable_total").filter(ours) {
+        let value = count(&s);
+        let counts = out.entry(route(&s)).or_default();
+        if s.label("skipped").is_some() {
             counts.retries_skipped += value;
         } else {
             counts.retries += value;
@@ -156,20 +148,16 @@ impl RouteMeter {
     }
 }
 
-fn label<'a>(labels: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
-    labels.get(key).map(String::as_str)
-}
-
 /// Sums `request_total{direction="outbound",...}` per `dst_pod` label
 /// (series without one are summed under `"(none)"`).
 pub fn outbound_requests_by_pod(text: &str) -> BTreeMap<String, u64> {
     let mut sums = BTreeMap::new();
-    for (labels, value) in request_totals(text) {
-        if label(&labels, "direction") != Some("outbound") {
+    for s in request_totals(text) {
+        if s.label("direction") != Some("outbound") {
             continue;
         }
-        let pod = label(&labels, "dst_pod").unwrap_or("(none)").to_string();
-        *sums.entry(pod).or_default() += value;
+        let pod = s.label("dst_pod").unwrap_or("(none)").to_string();
+        *sums.entry(pod).or_default() += count(&s);
     }
     sums
 }
@@ -185,41 +173,33 @@ pub struct TlsCount {
 
 /// The client proxy's outbound `request_total`: with `tls="true"`, and all.
 pub fn outbound_tls(text: &str) -> TlsCount {
-    let mut count = TlsCount::default();
-    for (labels, value) in request_totals(text) {
-        if label(&labels, "direction") != Some("outbound") {
+    let mut tls = TlsCount::default();
+    for s in request_totals(text) {
+        if s.label("direction") != Some("outbound") {
             continue;
         }
-        count.total += value;
-        if label(&labels, "tls") == Some("true") {
-            count.mtls += value;
+        tls.total += count(&s);
+        if s.label("tls") == Some("true") {
+            tls.mtls += count(&s);
         }
     }
-    count
+    tls
 }
 
 /// A server proxy's inbound `request_total`: with `tls="true"` and
 /// `client_id=<client_id>`, and all.
 pub fn inbound_mtls_from(text: &str, client_id: &str) -> TlsCount {
-    let mut count = TlsCount::default();
-    for (labels, value) in request_totals(text) {
-        if label(&labels, "direction") != Some("inbound") {
+    let mut tls = TlsCount::default();
+    for s in request_totals(text) {
+        if s.label("direction") != Some("inbound") {
             continue;
         }
-        count.total += value;
-        if label(&labels, "tls") == Some("true") && label(&labels, "client_id") == Some(client_id) {
-            count.mtls += value;
+        tls.total += count(&s);
+        if s.label("tls") == Some("true") && s.label("client_id") == Some(client_id) {
+            tls.mtls += count(&s);
         }
     }
-    count
-}
-
-/// The value of the unlabelled series `name` (a gauge), if present.
-pub fn gauge(text: &str, name: &str) -> Option<f64> {
-    text.lines().find_map(|line| {
-        let value = line.strip_prefix(name)?.strip_prefix(' ')?;
-        value.trim().parse().ok()
-    })
+    tls
 }
 
 /// Turns successive [`outbound_tls`] readings into the mTLS share of the
@@ -238,51 +218,6 @@ impl ShareMeter {
         let total = now.total.saturating_sub(last.total);
         let mtls = now.mtls.saturating_sub(last.mtls).min(total);
         (total > 0).then(|| 100.0 * mtls as f64 / total as f64)
-    }
-}
-
-/// Splits `labels} value` at the closing brace (outside quotes).
-fn split_series(rest: &str) -> Option<(&str, &str)> {
-    let mut quoted = false;
-    let mut escaped = false;
-    for (i, c) in rest.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            '}' if !quoted => return Some((&rest[..i], &rest[i + 1..])),
-            _ => {}
-        }
-    }
-    None
-}
-
-/// Parses `k="v",k2="v2"` (Prometheus text escapes `\\`, `\"`, `\n`).
-fn parse_labels(s: &str) -> BTreeMap<String, String> {
-    let mut labels = BTreeMap::new();
-    let mut chars = s.chars().peekable();
-    loop {
-        let key: String = chars
-            .by_ref()
-            .skip_while(|c| *c == ',' || c.is_whitespace())
-            .take_while(|c| *c != '=')
-            .collect();
-        if key.is_empty() || chars.next() != Some('"') {
-            return labels;
-        }
-        let mut value = String::new();
-        while let Some(c) = chars.next() {
-            match c {
-                '"' => break,
-                '\\' => match chars.next() {
-                    Some('n') => value.push('\n'),
-                    Some(other) => value.push(other),
-                    None => break,
-                },
-                c => value.push(c),
-            }
-        }
-        labels.insert(key.trim().to_string(), value);
     }
 }
 
@@ -327,10 +262,9 @@ identity_cert_expiration_timestamp_seconds 1700000000.5
             TlsCount { mtls: 5, total: 9 }
         );
         assert_eq!(
-            gauge(&text, "identity_cert_expiration_timestamp_seconds"),
+            prometheus::value(&text, "identity_cert_expiration_timestamp_seconds"),
             Some(1_700_000_000.5)
         );
-        assert_eq!(gauge(&text, "identity_cert"), None);
     }
 
     const DST: &str = "web.default.svc.cluster.local:80";

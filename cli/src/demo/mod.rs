@@ -27,12 +27,11 @@
 //! * [`load`] sends the traffic; [`stats`] turns it into per-second lines;
 //! * [`metrics`] reads the proxies' own counters (mTLS share, routes, summaries);
 //! * [`backend`] is the hidden `wisp demo backend` mode each backend runs;
-//! * [`http_get`] and [`duration`] are small helpers.
+//! * [`http_get`] is a small helper.
 
 mod backend;
 mod banner;
 mod children;
-mod duration;
 mod http_get;
 mod identity;
 mod load;
@@ -54,9 +53,9 @@ use std::time::Duration;
 #[derive(clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
-    /// Stop after this long (`10s`, `2m`, `500ms` or bare seconds);
-    /// by default the demo runs until Ctrl-C.
-    #[arg(long, value_parser = duration::parse)]
+    /// Stop after this long (`10s`, `2m`, `500ms`, `1h30m` or bare
+    /// seconds); by default the demo runs until Ctrl-C.
+    #[arg(long, value_parser = wisp_common::duration::parse_positive_flag_duration)]
     duration: Option<Duration>,
     /// Requests per second sent through the client's outbound proxy.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=5000))]

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::time::Instant;
+use wisp_common::prometheus;
+use wisp_common::signal::{ShutdownSignals, Signal};
 
 use super::banner::{self, App, Banner, Proxy};
 use super::children::Children;
@@ -350,7 +352,7 @@ async fn cert_valid_for(client: &http_get::HttpClient, w: Workload) -> Option<Du
     let text = metrics::scrape(client, w.addr(ADMIN_PORT), Duration::from_secs(1))
         .await
         .ok()?;
-    let expiry = metrics::gauge(&text, "identity_cert_expiration_timestamp_seconds")?;
+    let expiry = prometheus::value(&text, "identity_cert_expiration_timestamp_seconds")?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .ok()?
@@ -400,8 +402,7 @@ async fn report(
     let start = Instant::now();
     let mut last = start;
     let mut tick = tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
-    let stop = stop_signal();
-    tokio::pin!(stop);
+    let mut signals = ShutdownSignals::new().context("cannot listen for Ctrl-C and SIGTERM")?;
     let mut totals = Window::default();
     loop {
         tokio::select! {
@@ -417,31 +418,17 @@ async fn report(
                     break;
                 }
             }
-            signal = &mut stop => {
-                println!("received {signal}; stopping");
+            signal = signals.recv() => {
+                let name = match signal {
+                    Signal::Interrupt => "Ctrl-C",
+                    Signal::Terminate => "SIGTERM",
+                };
+                println!("received {name}; stopping");
                 break;
             }
         }
     }
     Ok(totals)
-}
-
-/// Completes on Ctrl-C (SIGINT) or SIGTERM, naming which.
-async fn stop_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).ok();
-    let term = async {
-        match term.as_mut() {
-            Some(t) => {
-                t.recv().await;
-            }
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "Ctrl-C",
-        _ = term => "SIGTERM",
-    }
 }
 
 /// Prints what the client proxy itself counted, per destination pod.
