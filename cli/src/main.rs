@@ -1,13 +1,18 @@
 //! `wisp`: the control-plane roles and the user commands, in one binary.
 //!
 //! Each subcommand lives in its own module; `main` only parses arguments,
-//! sets up logging and dispatches.
+//! sets up logging, dispatches, and reports a failed command as one
+//! `wisp: <error>: <cause>: ...` line on stderr with exit code 1 (usage
+//! errors exit with 2, from clap) — never with a backtrace: these are the
+//! user's errors, not the program's.
 
 mod demo;
 mod destination_cmd;
 mod identity_cmd;
 mod profile_cmd;
 mod signal;
+
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -37,7 +42,8 @@ enum Command {
     Demo(demo::Args),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
+    // On a usage error clap prints its message and exits with 2.
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -46,7 +52,19 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    match cli.command {
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // No backtrace, even when RUST_BACKTRACE is set.
+            eprintln!("wisp: {}", wisp_common::error::chain_of(error.chain()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one subcommand.
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Destination(args) => destination_cmd::run(args),
         Command::Identity(args) => identity_cmd::run(args),
         Command::Profile(args) => profile_cmd::run(args),

@@ -108,7 +108,7 @@ fn validate_reports_every_problem_with_paths() {
     let out = wisp(&["validate", &bad]);
     assert!(!out.status.success());
     let lines: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
-    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert_eq!(lines.len(), 4, "{lines:#?}");
     assert_eq!(
         lines[0],
         format!("{bad}: ServiceProfile demo/web.demo.svc.cluster.local: spec.routes[1].condition.pathRegex: unclosed group at position 7")
@@ -120,10 +120,13 @@ fn validate_reports_every_problem_with_paths() {
         lines[2]
     );
     assert!(lines[2].contains("spec.ports"), "{}", lines[2]);
+    // A kind wisp does not act on is a problem, not a skipped note.
     assert!(
-        stderr(&out).contains("ConfigMap default/cm: skipped"),
+        lines[3].starts_with(&format!(
+            "{bad}: ConfigMap default/cm: wisp does not act on kind"
+        )),
         "{}",
-        stderr(&out)
+        lines[3]
     );
 
     let good = write(

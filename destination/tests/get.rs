@@ -388,3 +388,64 @@ async fn server_stops_with_open_streams() {
         "stream ended: {end:?}"
     );
 }
+
+/// An EndpointSlice with an address that is not an IP is invalid as a
+/// whole, like any other invalid object: at start it is not served (no
+/// endpoint set trimmed to the good addresses), and an edit that breaks it
+/// keeps its last good version.
+#[tokio::test]
+async fn endpoint_slice_with_invalid_addresses_is_skipped_whole() {
+    let bad = |ips: &str| WEB.replace("addresses: [127.0.0.11]", &format!("addresses: [{ips}]"));
+    let server = TestServer::start(&[("web.yaml", &bad("127.0.0.11, not-an-ip"))]).await;
+    let mut client = server.client().await;
+    let mut stream = get(&mut client, "web.default.svc.cluster.local:80", "")
+        .await
+        .expect("get");
+    assert_eq!(
+        inner(next(&mut stream).await),
+        U::NoEndpoints(NoEndpoints { exists: true })
+    );
+
+    // Fixed: served.
+    write(server.dir.path(), "web.yaml", WEB);
+    let U::Add(set) = inner(next(&mut stream).await) else {
+        panic!("expected add")
+    };
+    assert_eq!(addrs(&set), vec![sock("127.0.0.11:8080")]);
+
+    // Broken again (a second, invalid address): the last good slice stays.
+    write(server.dir.path(), "web.yaml", &bad("127.0.0.12, 999.1.1.1"));
+    assert_quiet(&mut stream, Duration::from_millis(300)).await;
+    let mut again = get(&mut client, "web.default.svc.cluster.local:80", "")
+        .await
+        .expect("get");
+    let U::Add(set) = inner(next(&mut again).await) else {
+        panic!("expected add")
+    };
+    assert_eq!(addrs(&set), vec![sock("127.0.0.11:8080")]);
+    server.stop().await;
+}
+
+/// The manifest source names the object and the field of each bad address.
+#[test]
+fn invalid_endpoint_slice_addresses_are_named() {
+    use wisp_destination::index::Kind;
+    use wisp_destination::source::manifest::{parse_documents_with, Document};
+
+    let text = WEB.replace(
+        "addresses: [127.0.0.11]",
+        "addresses: [127.0.0.11, \"999.1.1.1\"]",
+    );
+    let docs = parse_documents_with(&text, Some("web.yaml"), &Default::default()).expect("yaml");
+    let Some(Document::Invalid { kind, key, error }) = docs.get(1) else {
+        panic!("expected an invalid slice: {docs:?}")
+    };
+    assert_eq!(
+        (*kind, key.to_string()),
+        (Kind::EndpointSlice, "default/web-1".to_string())
+    );
+    assert_eq!(
+        error.to_string(),
+        r#"endpoints[0].addresses[1]: "999.1.1.1" is not an IP address"#
+    );
+}

@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer;
 
-use crate::csr::Csr;
+use crate::csr::{Csr, CsrError};
 use crate::files::{self, FileError};
 use crate::keys;
 
@@ -54,20 +54,39 @@ pub enum CaError {
 }
 
 /// Why a certificate was not issued; each maps to one gRPC code.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum IssueError {
     /// The CSR does not parse or its signature does not verify.
-    #[error("{0}")]
-    BadCsr(String),
+    #[error(transparent)]
+    BadCsr(CsrError),
     /// The CSR's names break the rules.
-    #[error("{0}")]
-    Names(String),
+    #[error(transparent)]
+    Names(CsrError),
+    /// The requested identity is not usable as a DNS SAN.
+    #[error("identity {identity:?}: {source}")]
+    Identity {
+        /// The requested identity.
+        identity: String,
+        /// Why rcgen refused it.
+        source: rcgen::Error,
+    },
     /// The CSR's public key is not ECDSA P-256.
-    #[error("{0}")]
-    Key(String),
-    /// The issuer cannot sign (expired, or signing failed).
+    #[error(transparent)]
+    Key(CsrError),
+    /// The issuer cannot sign (its chain expired).
     #[error("{0}")]
     Issuer(String),
+    /// Building or signing a certificate failed.
+    #[error("{context}: {source}")]
+    Signing {
+        /// What was being done.
+        context: &'static str,
+        /// The failure.
+        source: rcgen::Error,
+    },
+    /// The clock gave an unusable time.
+    #[error("{0}")]
+    Clock(#[source] time::error::ComponentRange),
 }
 
 /// A freshly issued leaf certificate.
@@ -125,7 +144,8 @@ impl Ca {
         let chain_not_after =
             check_issuer(&issuer_der, &anchors).map_err(|e| FileError::invalid(issuer_cert, e))?;
         let key = files::read_private_key(issuer_key)?;
-        let key = keys::p256_signing_key(&key).map_err(|e| FileError::invalid(issuer_key, e))?;
+        let key = keys::p256_signing_key(&key)
+            .map_err(|e| FileError::invalid(issuer_key, e.to_string()))?;
         let ca = Self::assemble(anchors, issuer_der, key, chain_not_after, validity)
             .map_err(|e| FileError::invalid(issuer_key, e))?;
         Ok(ca)
@@ -215,7 +235,7 @@ impl Ca {
         csr.check_key().map_err(IssueError::Key)?;
         let now = OffsetDateTime::now_utc()
             .replace_nanosecond(0)
-            .map_err(|e| IssueError::Issuer(e.to_string()))?;
+            .map_err(IssueError::Clock)?;
         if self.chain_not_after <= now {
             return Err(IssueError::Issuer(format!(
                 "the issuer certificate chain expired at {}",
@@ -232,10 +252,12 @@ impl Ca {
 
         let mut params = CertificateParams::default();
         params.distinguished_name = csr.params.params.distinguished_name.clone();
-        params.subject_alt_names =
-            vec![rcgen::SanType::DnsName(identity.try_into().map_err(
-                |e| IssueError::Names(format!("identity {identity:?}: {e}")),
-            )?)];
+        params.subject_alt_names = vec![rcgen::SanType::DnsName(identity.try_into().map_err(
+            |source| IssueError::Identity {
+                identity: identity.to_string(),
+                source,
+            },
+        )?)];
         params.not_before = now.checked_sub(skew).unwrap_or(now);
         params.not_after = not_after;
         params.serial_number = Some(SerialNumber::from(serial));
@@ -253,7 +275,10 @@ impl Ca {
         request.params = params;
         let leaf = request
             .signed_by(&self.issuer)
-            .map_err(|e| IssueError::Issuer(format!("signing failed: {e}")))?;
+            .map_err(|source| IssueError::Signing {
+                context: "signing failed",
+                source,
+            })?;
         self.issued.fetch_add(1, Ordering::Relaxed);
         Ok(Issued {
             leaf: leaf.der().clone(),

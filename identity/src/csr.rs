@@ -4,10 +4,80 @@
 use rcgen::CertificateSigningRequestParams;
 use rustls_pki_types::CertificateSigningRequestDer;
 use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::error::X509Error;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::FromDer;
 
-use crate::keys;
+use crate::keys::{self, KeyError};
+
+/// Why a CSR is unacceptable: it does not parse, or breaks a name or key
+/// rule. The messages are those the Certify API returns.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CsrError {
+    /// Not a DER PKCS#10 request.
+    #[error("CSR is not a DER PKCS#10 certificate request: {0}")]
+    NotDer(#[source] x509_parser::nom::Err<X509Error>),
+    /// Bytes follow the request.
+    #[error("CSR has trailing bytes after the request")]
+    TrailingBytes,
+    /// The self-signature does not verify.
+    #[error("CSR signature does not verify")]
+    BadSignature,
+    /// rcgen cannot use the request.
+    #[error("CSR cannot be used: {0}")]
+    Unusable(#[source] rcgen::Error),
+    /// A subject common name is not a string.
+    #[error("CSR common name is not a string")]
+    CommonNameNotString,
+    /// An email SAN (the address).
+    #[error("CSR must not have email SANs; found {0:?}")]
+    EmailSan(String),
+    /// A URI SAN (the URI).
+    #[error("CSR must not have URI SANs; found {0:?}")]
+    UriSan(String),
+    /// An IP address SAN.
+    #[error("CSR must not have IP address SANs")]
+    IpSan,
+    /// Another kind of SAN (its kind).
+    #[error("CSR must not have {0} SANs")]
+    OtherSan(&'static str),
+    /// No DNS SAN; one equal to the identity is required.
+    #[error("CSR has no DNS SAN; expected exactly one, {identity:?}")]
+    NoDnsSan {
+        /// The requested identity.
+        identity: String,
+    },
+    /// The DNS SAN is not the requested identity.
+    #[error("CSR DNS SAN {found:?} does not match the requested identity {identity:?}")]
+    DnsSanMismatch {
+        /// The SAN in the CSR.
+        found: String,
+        /// The requested identity.
+        identity: String,
+    },
+    /// More than one DNS SAN.
+    #[error("CSR has {count} DNS SANs; expected exactly one, {identity:?}")]
+    ManyDnsSans {
+        /// How many.
+        count: usize,
+        /// The requested identity.
+        identity: String,
+    },
+    /// The common name is neither empty nor the requested identity.
+    #[error("CSR common name {found:?} does not match the requested identity {identity:?}")]
+    CommonNameMismatch {
+        /// The common name in the CSR.
+        found: String,
+        /// The requested identity.
+        identity: String,
+    },
+    /// More than one common name.
+    #[error("CSR has more than one common name")]
+    ManyCommonNames,
+    /// The public key is not ECDSA P-256.
+    #[error("CSR {0}")]
+    Key(#[source] KeyError),
+}
 
 /// A parsed CSR whose self-signature has been verified.
 #[derive(Debug)]
@@ -16,7 +86,7 @@ pub struct Csr {
     pub(crate) params: CertificateSigningRequestParams,
     common_names: Vec<String>,
     sans: Vec<San>,
-    key_check: Result<(), String>,
+    key_check: Result<(), KeyError>,
 }
 
 /// One subject alternative name from a CSR.
@@ -31,20 +101,17 @@ enum San {
 
 impl Csr {
     /// Parses a DER PKCS#10 request and verifies its signature.
-    pub fn parse(der: &[u8]) -> Result<Self, String> {
-        let (rest, csr) = X509CertificationRequest::from_der(der)
-            .map_err(|e| format!("CSR is not a DER PKCS#10 certificate request: {e}"))?;
+    pub fn parse(der: &[u8]) -> Result<Self, CsrError> {
+        let (rest, csr) = X509CertificationRequest::from_der(der).map_err(CsrError::NotDer)?;
         if !rest.is_empty() {
-            return Err("CSR has trailing bytes after the request".into());
+            return Err(CsrError::TrailingBytes);
         }
         // rcgen verifies the request's signature (x509-parser `verify`).
         let params =
             CertificateSigningRequestParams::from_der(&CertificateSigningRequestDer::from(der))
                 .map_err(|e| match e {
-                    rcgen::Error::InvalidCertificationRequestSignature => {
-                        "CSR signature does not verify".to_string()
-                    }
-                    other => format!("CSR cannot be used: {other}"),
+                    rcgen::Error::InvalidCertificationRequestSignature => CsrError::BadSignature,
+                    other => CsrError::Unusable(other),
                 })?;
         let info = &csr.certification_request_info;
         let common_names = info
@@ -53,7 +120,7 @@ impl Csr {
             .map(|cn| {
                 cn.as_str()
                     .map(str::to_string)
-                    .map_err(|_| "CSR common name is not a string".to_string())
+                    .map_err(|_| CsrError::CommonNameNotString)
             })
             .collect::<Result<Vec<_>, _>>()?;
         let mut sans = Vec::new();
@@ -66,20 +133,20 @@ impl Csr {
             params,
             common_names,
             sans,
-            key_check: keys::require_p256(&info.subject_pki).map_err(|e| format!("CSR {e}")),
+            key_check: keys::require_p256(&info.subject_pki),
         })
     }
 
     /// Checks the names: exactly one DNS SAN equal to `identity`, a common
     /// name that is empty or equal to it, and no email, IP or URI SANs.
-    pub fn check_names(&self, identity: &str) -> Result<(), String> {
+    pub fn check_names(&self, identity: &str) -> Result<(), CsrError> {
         for san in &self.sans {
             match san {
                 San::Dns(_) => {}
-                San::Email(e) => return Err(format!("CSR must not have email SANs; found {e:?}")),
-                San::Uri(u) => return Err(format!("CSR must not have URI SANs; found {u:?}")),
-                San::Ip => return Err("CSR must not have IP address SANs".into()),
-                San::Other(kind) => return Err(format!("CSR must not have {kind} SANs")),
+                San::Email(e) => return Err(CsrError::EmailSan(e.clone())),
+                San::Uri(u) => return Err(CsrError::UriSan(u.clone())),
+                San::Ip => return Err(CsrError::IpSan),
+                San::Other(kind) => return Err(CsrError::OtherSan(kind)),
             }
         }
         let dns: Vec<&str> = self
@@ -90,38 +157,37 @@ impl Csr {
                 _ => None,
             })
             .collect();
+        let identity = identity.to_string();
         match dns.as_slice() {
-            [] => {
-                return Err(format!(
-                    "CSR has no DNS SAN; expected exactly one, {identity:?}"
-                ))
-            }
+            [] => return Err(CsrError::NoDnsSan { identity }),
             [one] if *one == identity => {}
             [one] => {
-                return Err(format!(
-                    "CSR DNS SAN {one:?} does not match the requested identity {identity:?}"
-                ))
+                return Err(CsrError::DnsSanMismatch {
+                    found: one.to_string(),
+                    identity,
+                })
             }
             many => {
-                return Err(format!(
-                    "CSR has {} DNS SANs; expected exactly one, {identity:?}",
-                    many.len()
-                ))
+                return Err(CsrError::ManyDnsSans {
+                    count: many.len(),
+                    identity,
+                })
             }
         }
         match self.common_names.as_slice() {
             [] => Ok(()),
-            [cn] if cn.is_empty() || cn == identity => Ok(()),
-            [cn] => Err(format!(
-                "CSR common name {cn:?} does not match the requested identity {identity:?}"
-            )),
-            _ => Err("CSR has more than one common name".into()),
+            [cn] if cn.is_empty() || *cn == identity => Ok(()),
+            [cn] => Err(CsrError::CommonNameMismatch {
+                found: cn.clone(),
+                identity,
+            }),
+            _ => Err(CsrError::ManyCommonNames),
         }
     }
 
     /// Checks that the public key is ECDSA P-256.
-    pub fn check_key(&self) -> Result<(), String> {
-        self.key_check.clone()
+    pub fn check_key(&self) -> Result<(), CsrError> {
+        self.key_check.clone().map_err(CsrError::Key)
     }
 }
 

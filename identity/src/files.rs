@@ -25,6 +25,7 @@ pub enum FileError {
         /// The file.
         path: PathBuf,
         /// What went wrong.
+        #[source]
         error: std::io::Error,
     },
     /// The contents are not what was expected.

@@ -11,21 +11,48 @@ const EC_P256_ALGORITHM: &[u8] = &[
     0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, // prime256v1
 ];
 
+/// Why a key is not an acceptable ECDSA P-256 key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// The private key is RSA.
+    #[error("RSA keys are not supported; the issuer key must be ECDSA P-256")]
+    RsaPrivateKey,
+    /// The private key is in a format other than PKCS#8 or SEC1.
+    #[error("unsupported private key format")]
+    UnsupportedFormat,
+    /// The private key does not load as a P-256 signing key.
+    #[error("not an ECDSA P-256 private key ({0})")]
+    NotP256(#[source] rcgen::Error),
+    /// The public key is a compressed (or malformed) P-256 point.
+    #[error("the ECDSA P-256 public key is not an uncompressed point")]
+    NotUncompressed,
+    /// The public key is ECDSA on another curve (named here).
+    #[error("public key must be ECDSA P-256; got ECDSA on curve {0}")]
+    OtherCurve(String),
+    /// The public key is ECDSA without a named curve.
+    #[error("public key must be ECDSA P-256; got ECDSA without a named curve")]
+    NoNamedCurve,
+    /// The public key is RSA.
+    #[error("public key must be ECDSA P-256; got RSA")]
+    RsaPublicKey,
+    /// The public key uses another algorithm (its OID).
+    #[error("public key must be ECDSA P-256; got key algorithm {0}")]
+    OtherAlgorithm(String),
+}
+
 /// Turns a PEM-decoded private key into a P-256 signing key. PKCS#8
 /// (`PRIVATE KEY`) and SEC1 (`EC PRIVATE KEY`, what `step` writes) are accepted.
-pub fn p256_signing_key(key: &PrivateKeyDer<'_>) -> Result<KeyPair, String> {
+pub fn p256_signing_key(key: &PrivateKeyDer<'_>) -> Result<KeyPair, KeyError> {
     let pkcs8 = match key {
         PrivateKeyDer::Pkcs8(pkcs8) => pkcs8.clone_key(),
         PrivateKeyDer::Sec1(sec1) => {
             PrivatePkcs8KeyDer::from(sec1_to_pkcs8(sec1.secret_sec1_der()))
         }
-        PrivateKeyDer::Pkcs1(_) => {
-            return Err("RSA keys are not supported; the issuer key must be ECDSA P-256".into())
-        }
-        _ => return Err("unsupported private key format".into()),
+        PrivateKeyDer::Pkcs1(_) => return Err(KeyError::RsaPrivateKey),
+        _ => return Err(KeyError::UnsupportedFormat),
     };
     KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &PKCS_ECDSA_P256_SHA256)
-        .map_err(|e| format!("not an ECDSA P-256 private key ({e})"))
+        .map_err(KeyError::NotP256)
 }
 
 /// Wraps a SEC1 `ECPrivateKey` in a PKCS#8 `PrivateKeyInfo` for P-256.
@@ -53,7 +80,7 @@ fn tlv(tag: u8, value: &[u8]) -> Vec<u8> {
 
 /// Checks that a public key is an uncompressed ECDSA P-256 point; the error
 /// names the key type found.
-pub fn require_p256(spki: &SubjectPublicKeyInfo<'_>) -> Result<(), String> {
+pub fn require_p256(spki: &SubjectPublicKeyInfo<'_>) -> Result<(), KeyError> {
     let alg = &spki.algorithm;
     if alg.algorithm == OID_KEY_TYPE_EC_PUBLIC_KEY {
         let curve = alg.parameters.as_ref().and_then(|p| p.as_oid().ok());
@@ -63,23 +90,19 @@ pub fn require_p256(spki: &SubjectPublicKeyInfo<'_>) -> Result<(), String> {
                 if point.len() == 65 && point.first() == Some(&0x04) {
                     Ok(())
                 } else {
-                    Err("the ECDSA P-256 public key is not an uncompressed point".into())
+                    Err(KeyError::NotUncompressed)
                 }
             }
-            Some(curve) => Err(format!(
-                "public key must be ECDSA P-256; got ECDSA on curve {}",
-                curve_name(&curve.to_id_string())
+            Some(curve) => Err(KeyError::OtherCurve(
+                curve_name(&curve.to_id_string()).to_string(),
             )),
-            None => Err("public key must be ECDSA P-256; got ECDSA without a named curve".into()),
+            None => Err(KeyError::NoNamedCurve),
         };
     }
     if alg.algorithm == OID_PKCS1_RSAENCRYPTION {
-        return Err("public key must be ECDSA P-256; got RSA".into());
+        return Err(KeyError::RsaPublicKey);
     }
-    Err(format!(
-        "public key must be ECDSA P-256; got key algorithm {}",
-        alg.algorithm.to_id_string()
-    ))
+    Err(KeyError::OtherAlgorithm(alg.algorithm.to_id_string()))
 }
 
 fn curve_name(oid: &str) -> &str {

@@ -92,18 +92,24 @@ type OwnCert = (
 
 /// Issues the service its own certificate through the regular CSR path.
 fn issue_own(ca: &Ca, name: &str) -> Result<OwnCert, Error> {
-    let own = |e: String| Error::OwnCertificate(IssueError::Issuer(e));
-    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|e| own(e.to_string()))?;
+    let own = |context: &'static str| {
+        move |source: rcgen::Error| Error::OwnCertificate(IssueError::Signing { context, source })
+    };
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(own("generating a key"))?;
     let mut params = CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
     params.distinguished_name.push(DnType::CommonName, name);
-    params.subject_alt_names = vec![SanType::DnsName(
-        name.try_into()
-            .map_err(|e: rcgen::Error| own(e.to_string()))?,
-    )];
+    params.subject_alt_names = vec![SanType::DnsName(name.try_into().map_err(
+        |source: rcgen::Error| {
+            Error::OwnCertificate(IssueError::Identity {
+                identity: name.to_string(),
+                source,
+            })
+        },
+    )?)];
     let csr = params
         .serialize_request(&key)
-        .map_err(|e| own(e.to_string()))?;
+        .map_err(own("building the CSR"))?;
     let issued = ca.issue(name, csr.der()).map_err(Error::OwnCertificate)?;
     let mut chain = vec![issued.leaf];
     chain.extend(issued.intermediates);

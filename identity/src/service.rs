@@ -68,9 +68,9 @@ impl IdentityService {
                 "missing certificate_signing_request",
             ));
         }
-        let csr = Csr::parse(&csr).map_err(Status::invalid_argument)?;
+        let csr = Csr::parse(&csr).map_err(|e| Status::invalid_argument(e.to_string()))?;
         csr.check_names(&identity)
-            .map_err(Status::failed_precondition)?;
+            .map_err(|e| Status::failed_precondition(e.to_string()))?;
         let sa = self
             .validator
             .validate(&token)
@@ -117,10 +117,14 @@ fn token_status(e: TokenError) -> Status {
 }
 
 fn issue_status(e: IssueError) -> Status {
+    let message = e.to_string();
     match e {
-        IssueError::BadCsr(m) => Status::invalid_argument(m),
-        IssueError::Names(m) => Status::failed_precondition(m),
-        IssueError::Key(m) | IssueError::Issuer(m) => Status::internal(m),
+        IssueError::BadCsr(_) => Status::invalid_argument(message),
+        IssueError::Names(_) | IssueError::Identity { .. } => Status::failed_precondition(message),
+        IssueError::Key(_)
+        | IssueError::Issuer(_)
+        | IssueError::Signing { .. }
+        | IssueError::Clock(_) => Status::internal(message),
     }
 }
 

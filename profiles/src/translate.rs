@@ -1,5 +1,5 @@
 //! Translation to the proxy API's `DestinationProfile` (Linkerd's
-//! `profile_translator.go`, see kubernetes.md §1.3), with TrafficSplits
+//! `profile_translator.go`, see docs/proxy-api.md §3.3), with TrafficSplits
 //! merged in as weighted `dst_overrides`.
 
 use std::collections::HashMap;

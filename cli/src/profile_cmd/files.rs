@@ -43,7 +43,8 @@ pub struct Checked {
     pub id: ObjectId,
     /// The document.
     pub value: serde_yaml_ng::Value,
-    /// Whether wisp knows the kind (profiles, splits, Service, EndpointSlice, Pod).
+    /// Whether wisp acts on the kind (profiles, splits, Service,
+    /// EndpointSlice, Pod): see [`acted_on`].
     pub known: bool,
 }
 
@@ -52,22 +53,42 @@ pub struct Checked {
 pub struct Report {
     /// `FILE: KIND NS/NAME: PATH: MESSAGE` lines.
     pub problems: Vec<String>,
-    /// Informational lines (skipped kinds).
+    /// Informational lines (objects stored but not enforced).
     pub notes: Vec<String>,
     /// Every document, valid or not.
     pub docs: Vec<Checked>,
 }
 
-/// Whether `(apiVersion, kind)` is a core kind the destination index reads.
-fn core_kind(api_version: &str, kind: &str) -> bool {
-    matches!(
-        (api_version, kind),
-        ("v1", "Service") | ("v1", "Pod") | ("discovery.k8s.io/v1", "EndpointSlice")
-    )
+/// What to do with objects of kinds wisp does not act on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnknownKinds {
+    /// They are problems: nothing would enforce them, and a user who
+    /// applies, say, a deny-all AuthorizationPolicy must not believe it is
+    /// in force.
+    Reject,
+    /// The user asked (`--allow-unknown-kinds`) to keep them anyway; each
+    /// gets a note saying it is not enforced.
+    Allow,
+}
+
+/// Whether wisp acts on `(apiVersion, kind)`: the kinds the destination
+/// index consumes (ServiceProfile, TrafficSplit, Service, EndpointSlice,
+/// Pod), as its manifest source recognises them.
+pub fn acted_on(api_version: &str, kind: &str) -> bool {
+    manifest::indexed_kind(api_version, kind).is_some()
+}
+
+/// The sentence explaining that wisp ignores objects of this kind.
+fn not_acted_on(api_version: &str, kind: &str) -> String {
+    format!("wisp does not act on kind {kind:?} (apiVersion {api_version:?}), so nothing would enforce this object")
 }
 
 /// Reads and checks every document of every file.
-pub fn check_files(files: &[PathBuf], opts: &ValidateOptions) -> anyhow::Result<Report> {
+pub fn check_files(
+    files: &[PathBuf],
+    opts: &ValidateOptions,
+    unknown: UnknownKinds,
+) -> anyhow::Result<Report> {
     let mut report = Report::default();
     for file in files {
         let shown = file.display().to_string();
@@ -83,41 +104,67 @@ pub fn check_files(files: &[PathBuf], opts: &ValidateOptions) -> anyhow::Result<
         // the same empty documents, so indexes line up.
         let core = manifest::parse_documents(&text).ok();
         for doc in docs {
-            let mut known = true;
-            match &doc.status {
+            let known = match &doc.status {
                 DocumentStatus::Invalid(problems) => {
                     report
                         .problems
                         .extend(problems.iter().map(ToString::to_string));
+                    true
                 }
-                DocumentStatus::Valid(_) => {}
-                DocumentStatus::Unknown if core_kind(&doc.api_version, &doc.id.kind) => {
-                    let error = match core.as_ref().and_then(|c| c.get(doc.index)) {
-                        Some(manifest::Document::Invalid { error, .. }) => Some(error.clone()),
-                        Some(_) => None,
-                        None => single_core_error(&doc.value),
+                DocumentStatus::Valid(_) => true,
+                DocumentStatus::Unknown if acted_on(&doc.api_version, &doc.id.kind) => {
+                    let errors = match core.as_ref().and_then(|c| c.get(doc.index)) {
+                        Some(manifest::Document::Invalid { error, .. }) => error.lines(),
+                        Some(_) => Vec::new(),
+                        None => single_core_errors(&doc.value),
                     };
-                    if let Some(error) = error {
-                        report
-                            .problems
-                            .push(format!("{shown}: {}: {error}", doc.id));
-                    }
+                    report.problems.extend(
+                        errors
+                            .into_iter()
+                            .map(|error| format!("{shown}: {}: {error}", doc.id)),
+                    );
+                    true
                 }
                 DocumentStatus::Unknown => {
-                    known = false;
-                    report.notes.push(format!(
-                        "{shown}: {}: skipped (unknown kind {:?} {:?})",
-                        doc.id, doc.api_version, doc.id.kind
-                    ));
+                    let (api_version, kind) = (&doc.api_version, &doc.id.kind);
+                    if kind.is_empty() || api_version.is_empty() {
+                        let field = if kind.is_empty() {
+                            "kind"
+                        } else {
+                            "apiVersion"
+                        };
+                        report
+                            .problems
+                            .push(format!("{shown}: {}: {field}: missing", doc.id));
+                    } else if unknown == UnknownKinds::Allow {
+                        report.notes.push(format!(
+                            "{shown}: {}: stored but not enforced: {} (--allow-unknown-kinds)",
+                            doc.id,
+                            not_acted_on(api_version, kind)
+                        ));
+                    } else {
+                        report.problems.push(format!(
+                            "{shown}: {}: {}; remove it, or pass --allow-unknown-kinds to store it anyway",
+                            doc.id,
+                            not_acted_on(api_version, kind)
+                        ));
+                    }
+                    false
                 }
-            }
-            if known
+            };
+            let stored = known || unknown == UnknownKinds::Allow;
+            if stored
                 && (doc.id.name.is_empty()
                     || doc.id.name.contains(['/', '\\'])
                     || doc.id.name.starts_with('.'))
             {
                 report.problems.push(format!(
                     "{shown}: {}: metadata.name: not usable as an object name",
+                    doc.id
+                ));
+            } else if stored && object_file_name(&doc.id).contains(['/', '\\']) {
+                report.problems.push(format!(
+                    "{shown}: {}: kind and metadata.namespace must not contain '/' or '\\'",
                     doc.id
                 ));
             }
@@ -131,14 +178,22 @@ pub fn check_files(files: &[PathBuf], opts: &ValidateOptions) -> anyhow::Result<
     Ok(report)
 }
 
-fn single_core_error(value: &serde_yaml_ng::Value) -> Option<String> {
-    let text = serde_yaml_ng::to_string(value).ok()?;
+/// The problems of one core-kind document parsed on its own (when the
+/// whole file could not be parsed by the destination's parser).
+fn single_core_errors(value: &serde_yaml_ng::Value) -> Vec<String> {
+    let text = match serde_yaml_ng::to_string(value) {
+        Ok(text) => text,
+        Err(e) => return vec![e.to_string()],
+    };
     match manifest::parse_documents(&text) {
-        Ok(docs) => docs.into_iter().find_map(|d| match d {
-            manifest::Document::Invalid { error, .. } => Some(error),
-            _ => None,
-        }),
-        Err(e) => Some(e.to_string()),
+        Ok(docs) => docs
+            .into_iter()
+            .find_map(|d| match d {
+                manifest::Document::Invalid { error, .. } => Some(error.lines()),
+                _ => None,
+            })
+            .unwrap_or_default(),
+        Err(e) => vec![e.to_string()],
     }
 }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use wisp_profiles::ValidateOptions;
 
-use super::files;
+use super::files::{self, UnknownKinds};
 
 /// Arguments of `wisp validate`.
 #[derive(clap::Args)]
@@ -15,15 +15,26 @@ pub struct ValidateArgs {
     /// Cluster domain ServiceProfile names must end with.
     #[arg(long, default_value = "cluster.local")]
     pub cluster_domain: String,
+    /// Accept objects of kinds wisp does not act on (for example Istio's
+    /// AuthorizationPolicy): `apply` stores them in the directory, but they
+    /// are not enforced. Without this flag they are problems.
+    #[arg(long)]
+    pub allow_unknown_kinds: bool,
 }
 
 /// Runs `wisp validate`: prints `FILE: KIND NS/NAME: PATH: MESSAGE` per
-/// problem and fails if there is any.
+/// problem and fails if there is any. An object of a kind wisp does not
+/// act on is a problem unless `--allow-unknown-kinds` is given.
 pub fn run_validate(args: ValidateArgs) -> anyhow::Result<()> {
     let opts = ValidateOptions {
         cluster_domain: args.cluster_domain,
     };
-    let report = files::check_files(&files::collect(&args.files)?, &opts)?;
+    let unknown = if args.allow_unknown_kinds {
+        UnknownKinds::Allow
+    } else {
+        UnknownKinds::Reject
+    };
+    let report = files::check_files(&files::collect(&args.files)?, &opts, unknown)?;
     for note in &report.notes {
         eprintln!("{note}");
     }

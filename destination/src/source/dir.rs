@@ -135,7 +135,12 @@ fn read_file(path: &Path, previous: FileState, opts: &ValidateOptions) -> Option
                 objects.extend(kept);
             }
             Document::Skipped { api_version, kind } => {
-                debug!(path = %path.display(), %api_version, %kind, "skipping unsupported kind");
+                info!(
+                    path = %path.display(),
+                    %api_version,
+                    %kind,
+                    "object of a kind wisp does not act on: stored, not enforced"
+                );
             }
         }
     }

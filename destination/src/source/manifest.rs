@@ -1,4 +1,13 @@
 //! Parsing of Kubernetes-style YAML manifests into index objects.
+//!
+//! An object of a kind the index stores is either accepted whole or comes
+//! back as [`Document::Invalid`] naming the offending fields; the
+//! directory source then skips it whole and keeps its last good version.
+//! An EndpointSlice with one unusable address is treated like a Service
+//! with one unusable port: the whole slice is invalid (not just the
+//! address), so the served endpoint set is never a silently trimmed one.
+
+use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -14,29 +23,86 @@ use crate::index::{Kind, Object, ObjectKey};
 #[error("invalid YAML: {0}")]
 pub struct ManifestError(#[from] serde_yaml_ng::Error);
 
+/// Why an object of a kind the index stores was not accepted; the
+/// message names the offending field.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    /// The document does not deserialize as the typed Kubernetes object
+    /// (the message gives the field path and line).
+    #[error("{0}")]
+    Deserialize(#[source] serde_yaml_ng::Error),
+    /// ServiceProfile or TrafficSplit problems from the `wisp-profiles`
+    /// validator, each as `FILE: KIND NS/NAME: PATH: MESSAGE`, shown
+    /// separated by `; `.
+    #[error("{}", join(.0))]
+    Problems(Vec<String>),
+    /// Fields whose values the index cannot use, each as `PATH: MESSAGE`
+    /// (e.g. `endpoints[0].addresses[1]: "999.1.1.1" is not an IP
+    /// address`), shown separated by `; `.
+    #[error("{}", join(.0))]
+    Fields(Vec<String>),
+    /// `metadata.name` is missing.
+    #[error("metadata.name: missing")]
+    MissingName,
+    /// The document could not be found again for typed parsing.
+    #[error("document vanished while parsing")]
+    Vanished,
+    /// A ServiceProfile or TrafficSplit was handed to the core-object
+    /// parser (a bug: they go through `wisp-profiles`).
+    #[error("{0} is not a core object")]
+    NotCore(Kind),
+}
+
+impl ObjectError {
+    /// Every problem, one line each (the `; `-separated parts of the
+    /// message).
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            ObjectError::Problems(lines) | ObjectError::Fields(lines) => lines.clone(),
+            other => vec![other.to_string()],
+        }
+    }
+}
+
+fn join(lines: &[String]) -> String {
+    lines.join("; ")
+}
+
 /// One document of a manifest file.
 #[derive(Debug)]
 pub enum Document {
     /// A valid object of a kind the index stores.
     Object(Object),
-    /// An object of a known kind that failed to deserialize.
+    /// An object of a known kind that is not valid.
     Invalid {
         /// Kind of the object.
         kind: Kind,
         /// Its namespace/name as far as it could be read.
         key: ObjectKey,
-        /// What was wrong, including the offending field. For
-        /// ServiceProfiles and TrafficSplits, every problem as
-        /// `FILE: KIND NS/NAME: PATH: MESSAGE`, separated by `; `.
-        error: String,
+        /// What was wrong, including the offending field.
+        error: ObjectError,
     },
-    /// A document of a kind the index does not store (or an empty document).
+    /// A document of a kind the index does not store: see [`indexed_kind`].
     Skipped {
         /// `apiVersion` of the document.
         api_version: String,
         /// `kind` of the document.
         kind: String,
     },
+}
+
+/// The index kind of `(apiVersion, kind)`, or `None` for a kind wisp does
+/// not act on: `v1` Service and Pod, `discovery.k8s.io/v1` EndpointSlice,
+/// `linkerd.io/*` ServiceProfile and `split.smi-spec.io/*` TrafficSplit.
+pub fn indexed_kind(api_version: &str, kind: &str) -> Option<Kind> {
+    match (api_version, kind) {
+        ("v1", "Service") => Some(Kind::Service),
+        ("v1", "Pod") => Some(Kind::Pod),
+        ("discovery.k8s.io/v1", "EndpointSlice") => Some(Kind::EndpointSlice),
+        (v, "ServiceProfile") if v.starts_with("linkerd.io/") => Some(Kind::ServiceProfile),
+        (v, "TrafficSplit") if v.starts_with("split.smi-spec.io/") => Some(Kind::TrafficSplit),
+        _ => None,
+    }
 }
 
 /// Parses every `---`-separated document of `text`, with the default cluster
@@ -67,19 +133,12 @@ pub fn parse_documents_with(
         }
         let api_version = str_field(&value, &["apiVersion"]);
         let kind_name = str_field(&value, &["kind"]);
-        let kind = match (api_version.as_str(), kind_name.as_str()) {
-            ("v1", "Service") => Kind::Service,
-            ("v1", "Pod") => Kind::Pod,
-            ("discovery.k8s.io/v1", "EndpointSlice") => Kind::EndpointSlice,
-            (v, "ServiceProfile") if v.starts_with("linkerd.io/") => Kind::ServiceProfile,
-            (v, "TrafficSplit") if v.starts_with("split.smi-spec.io/") => Kind::TrafficSplit,
-            _ => {
-                docs.push(Document::Skipped {
-                    api_version,
-                    kind: kind_name,
-                });
-                continue;
-            }
+        let Some(kind) = indexed_kind(&api_version, &kind_name) else {
+            docs.push(Document::Skipped {
+                api_version,
+                kind: kind_name,
+            });
+            continue;
         };
         let key = ObjectKey::new(
             non_empty(str_field(&value, &["metadata", "namespace"])).unwrap_or("default".into()),
@@ -93,14 +152,14 @@ pub fn parse_documents_with(
             // the `Value`) so the error names the offending field path and line.
             _ => match serde_yaml_ng::Deserializer::from_str(text).nth(i) {
                 Some(doc) => typed_object(kind, doc),
-                None => Err("document vanished while parsing".to_string()),
+                None => Err(ObjectError::Vanished),
             },
         };
         match typed {
             Ok(_) if key.name.is_empty() => docs.push(Document::Invalid {
                 kind,
                 key,
-                error: "metadata.name: missing".to_string(),
+                error: ObjectError::MissingName,
             }),
             Ok(object) => docs.push(Document::Object(object)),
             Err(error) => docs.push(Document::Invalid { kind, key, error }),
@@ -117,7 +176,7 @@ fn profile_object(
     file: Option<&str>,
     opts: &ValidateOptions,
     key: &ObjectKey,
-) -> Result<Object, String> {
+) -> Result<Object, ObjectError> {
     let result = match kind {
         Kind::ServiceProfile => {
             parse_service_profile(value, opts).map(|sp| Object::ServiceProfile(Box::new(sp)))
@@ -130,33 +189,72 @@ fn profile_object(
             namespace: key.namespace.clone(),
             name: key.name.clone(),
         };
-        problems
-            .into_iter()
-            .map(|p| {
-                Problem {
-                    file: file.map(str::to_string),
-                    object: Some(id.clone()),
-                    ..p
-                }
-                .to_string()
-            })
-            .collect::<Vec<_>>()
-            .join("; ")
+        ObjectError::Problems(
+            problems
+                .into_iter()
+                .map(|p| {
+                    Problem {
+                        file: file.map(str::to_string),
+                        object: Some(id.clone()),
+                        ..p
+                    }
+                    .to_string()
+                })
+                .collect(),
+        )
     })
 }
 
-fn typed_object(kind: Kind, doc: serde_yaml_ng::Deserializer<'_>) -> Result<Object, String> {
-    fn de<T: DeserializeOwned>(doc: serde_yaml_ng::Deserializer<'_>) -> Result<Box<T>, String> {
-        T::deserialize(doc).map(Box::new).map_err(|e| e.to_string())
+/// A core object (Service, EndpointSlice, Pod) from its document.
+fn typed_object(kind: Kind, doc: serde_yaml_ng::Deserializer<'_>) -> Result<Object, ObjectError> {
+    fn de<T: DeserializeOwned>(
+        doc: serde_yaml_ng::Deserializer<'_>,
+    ) -> Result<Box<T>, ObjectError> {
+        T::deserialize(doc)
+            .map(Box::new)
+            .map_err(ObjectError::Deserialize)
     }
     Ok(match kind {
-        Kind::Service => Object::Service(de::<Service>(doc)?),
-        Kind::EndpointSlice => Object::EndpointSlice(de::<EndpointSlice>(doc)?),
-        Kind::Pod => Object::Pod(de::<Pod>(doc)?),
-        Kind::ServiceProfile | Kind::TrafficSplit => {
-            return Err(format!("{kind} is not a core object"))
+        Kind::EndpointSlice => {
+            let slice = de::<EndpointSlice>(doc)?;
+            let problems = endpoint_slice_problems(&slice);
+            if !problems.is_empty() {
+                return Err(ObjectError::Fields(problems));
+            }
+            Object::EndpointSlice(slice)
         }
+        Kind::Pod => Object::Pod(de::<Pod>(doc)?),
+        Kind::Service => Object::Service(de::<Service>(doc)?),
+        Kind::ServiceProfile | Kind::TrafficSplit => return Err(ObjectError::NotCore(kind)),
     })
+}
+
+/// Every endpoint address of `slice` that is not an address of its
+/// `addressType`, as `endpoints[I].addresses[J]: MESSAGE`. `IPv4` and
+/// `IPv6` slices need addresses of that family; `FQDN` slices are not
+/// checked (the resolver only serves IP endpoints and ignores them); any
+/// other type needs IP addresses.
+fn endpoint_slice_problems(slice: &EndpointSlice) -> Vec<String> {
+    let mut problems = Vec::new();
+    let family = slice.address_type.as_str();
+    if family == "FQDN" {
+        return problems;
+    }
+    for (i, endpoint) in slice.endpoints.iter().flatten().enumerate() {
+        for (j, address) in endpoint.addresses.iter().enumerate() {
+            let path = format!("endpoints[{i}].addresses[{j}]");
+            match (address.parse::<IpAddr>(), family) {
+                (Err(_), _) => problems.push(format!("{path}: {address:?} is not an IP address")),
+                (Ok(IpAddr::V6(_)), "IPv4") | (Ok(IpAddr::V4(_)), "IPv6") => {
+                    problems.push(format!(
+                        "{path}: {address:?} is not an {family} address (addressType {family})"
+                    ))
+                }
+                (Ok(_), _) => {}
+            }
+        }
+    }
+    problems
 }
 
 fn str_field(value: &serde_yaml_ng::Value, path: &[&str]) -> String {
@@ -186,7 +284,7 @@ mod tests {
         match &docs[0] {
             Document::Invalid { error, key, .. } => {
                 assert_eq!(key.name, "web");
-                assert!(error.contains("spec.ports"), "{error}");
+                assert!(error.to_string().contains("spec.ports"), "{error}");
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -203,7 +301,7 @@ mod tests {
                 assert_eq!(*kind, Kind::ServiceProfile);
                 assert_eq!(key.name, "web.default.svc.cluster.local");
                 assert!(
-                    error.starts_with("m/sp.yaml: ServiceProfile default/web.default.svc.cluster.local: spec.routes[0].condition.pathRegex: "),
+                    error.to_string().starts_with("m/sp.yaml: ServiceProfile default/web.default.svc.cluster.local: spec.routes[0].condition.pathRegex: "),
                     "{error}"
                 );
             }
@@ -212,6 +310,48 @@ mod tests {
         match &docs[1] {
             Document::Object(Object::TrafficSplit(ts)) => assert_eq!(ts.spec.service, "web"),
             other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn endpoint_slice_addresses_must_be_ips_of_the_address_type() {
+        let slice = |ty: &str, addrs: &str| {
+            format!("apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: web-1}}\naddressType: {ty}\nendpoints:\n- addresses: [10.0.0.1]\n- addresses: {addrs}\n")
+        };
+        let docs =
+            parse_documents(&slice("IPv4", r#"["not-an-ip", "999.1.1.1", "::1"]"#)).expect("yaml");
+        match &docs[0] {
+            Document::Invalid { kind, key, error } => {
+                assert_eq!(*kind, Kind::EndpointSlice);
+                assert_eq!(key.to_string(), "default/web-1");
+                assert_eq!(
+                    error.lines(),
+                    [
+                        r#"endpoints[1].addresses[0]: "not-an-ip" is not an IP address"#,
+                        r#"endpoints[1].addresses[1]: "999.1.1.1" is not an IP address"#,
+                        r#"endpoints[1].addresses[2]: "::1" is not an IPv4 address (addressType IPv4)"#,
+                    ]
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let docs = parse_documents(&slice("IPv6", "[\"fd00::1\"]")).expect("yaml");
+        match &docs[0] {
+            Document::Invalid { error, .. } => assert_eq!(
+                error.to_string(),
+                r#"endpoints[0].addresses[0]: "10.0.0.1" is not an IPv6 address (addressType IPv6)"#
+            ),
+            other => panic!("unexpected {other:?}"),
+        }
+        for ok in [
+            slice("IPv4", "[10.0.0.2]"),
+            slice("FQDN", "[web.example.com]"),
+        ] {
+            let docs = parse_documents(&ok).expect("yaml");
+            assert!(
+                matches!(docs[0], Document::Object(Object::EndpointSlice(_))),
+                "{docs:?}"
+            );
         }
     }
 

@@ -10,7 +10,7 @@ mod signed;
 use std::future::Future;
 use std::pin::Pin;
 
-pub use signed::{DirTokenValidator, TokenKey, TOKEN_PREFIX};
+pub use signed::{DirTokenValidator, SignError, TokenKey, TOKEN_PREFIX};
 
 /// A Kubernetes-style service account: the subject of a token.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

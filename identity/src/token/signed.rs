@@ -27,6 +27,28 @@ struct Claims {
     exp: u64,
 }
 
+/// Why a token could not be signed.
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    /// The service account or namespace is not a DNS-1123 label.
+    #[error("{what} {name:?} is not a DNS-1123 label")]
+    NotALabel {
+        /// `service account` or `namespace`.
+        what: &'static str,
+        /// The name given.
+        name: String,
+    },
+    /// The expiry is before the Unix epoch.
+    #[error("expiry is before 1970")]
+    BeforeEpoch,
+    /// The TTL overflows the clock.
+    #[error("TTL too long")]
+    TtlTooLong,
+    /// The claims could not be encoded.
+    #[error("{0}")]
+    Encode(#[source] serde_json::Error),
+}
+
 /// The HMAC-SHA256 key that signs and verifies tokens.
 pub struct TokenKey {
     key: hmac::Key,
@@ -71,22 +93,25 @@ impl TokenKey {
 
     /// Signs a token for `sa` in `ns`, valid until `expires`. Names must be
     /// DNS-1123 labels.
-    pub fn sign(&self, sa: &str, ns: &str, expires: SystemTime) -> Result<String, String> {
+    pub fn sign(&self, sa: &str, ns: &str, expires: SystemTime) -> Result<String, SignError> {
         for (what, name) in [("service account", sa), ("namespace", ns)] {
             if !is_dns_label(name) {
-                return Err(format!("{what} {name:?} is not a DNS-1123 label"));
+                return Err(SignError::NotALabel {
+                    what,
+                    name: name.to_string(),
+                });
             }
         }
         let exp = expires
             .duration_since(UNIX_EPOCH)
-            .map_err(|_| "expiry is before 1970".to_string())?
+            .map_err(|_| SignError::BeforeEpoch)?
             .as_secs();
         let claims = Claims {
             sa: sa.to_string(),
             ns: ns.to_string(),
             exp,
         };
-        let json = serde_json::to_vec(&claims).map_err(|e| e.to_string())?;
+        let json = serde_json::to_vec(&claims).map_err(SignError::Encode)?;
         let payload = URL_SAFE_NO_PAD.encode(json);
         let tag = hmac::sign(&self.key, payload.as_bytes());
         Ok(format!(
@@ -96,10 +121,10 @@ impl TokenKey {
     }
 
     /// Signs a token valid for `ttl` from now.
-    pub fn sign_for(&self, sa: &str, ns: &str, ttl: Duration) -> Result<String, String> {
+    pub fn sign_for(&self, sa: &str, ns: &str, ttl: Duration) -> Result<String, SignError> {
         let expires = SystemTime::now()
             .checked_add(ttl)
-            .ok_or_else(|| "TTL too long".to_string())?;
+            .ok_or(SignError::TtlTooLong)?;
         self.sign(sa, ns, expires)
     }
 

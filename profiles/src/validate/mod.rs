@@ -20,6 +20,7 @@ pub use document::{
 pub use problem::{ObjectId, Problem};
 pub use syntax::{
     check_regex, is_dns1123_label, is_dns1123_subdomain, is_http_token, split_authority,
+    SyntaxError,
 };
 
 use crate::types::{ServiceProfile, TrafficSplit};

@@ -71,7 +71,7 @@ fn request_match(m: &RequestMatch, path: &str, out: &mut Problems) {
     }
     if let Some(regex) = &m.path_regex {
         if let Err(e) = check_regex(regex) {
-            out.push(field(path, "pathRegex"), e);
+            out.push(field(path, "pathRegex"), e.to_string());
         }
     }
     if let Some(method) = &m.method {
@@ -168,7 +168,7 @@ fn retry_budget(budget: &RetryBudget, path: &str, out: &mut Problems) {
 
 fn dst_override(dst: &WeightedDst, path: &str, out: &mut Problems) {
     if let Err(e) = split_authority(&dst.authority) {
-        out.push(field(path, "authority"), e);
+        out.push(field(path, "authority"), e.to_string());
     }
     match dst.weight.milli_value() {
         Err(e) => out.push(field(path, "weight"), e.to_string()),

@@ -1,6 +1,46 @@
 //! Small syntax checks shared by the rules: regexes, HTTP methods, DNS names,
 //! authorities.
 
+/// Why a regex or an authority is not acceptable. The messages are the
+/// ones validation reports after the field path.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SyntaxError {
+    /// The regex does not parse; `position` is the 0-based character offset
+    /// of the problem in the pattern.
+    #[error("{} at position {position}", regex_error_kind(.source))]
+    RegexSyntax {
+        /// Where, in characters.
+        position: usize,
+        /// The parser's error.
+        source: Box<regex_syntax::Error>,
+    },
+    /// The regex compiles to more than the size limit (in bytes).
+    #[error("regex too big (limit {0} bytes)")]
+    RegexTooBig(usize),
+    /// The regex fails to compile for another reason.
+    #[error("{0}")]
+    Regex(#[source] regex::Error),
+    /// An empty authority.
+    #[error("must not be empty")]
+    EmptyAuthority,
+    /// Not `host` or `host:port`.
+    #[error("{0:?} is not a host or host:port")]
+    NotAnAuthority(String),
+    /// The port is not 1..=65535.
+    #[error("{0:?} has an invalid port")]
+    InvalidPort(String),
+}
+
+/// The kind of a `regex-syntax` error, without its preformatted pattern
+/// excerpt.
+fn regex_error_kind(error: &regex_syntax::Error) -> String {
+    match error {
+        regex_syntax::Error::Parse(e) => e.kind().to_string(),
+        regex_syntax::Error::Translate(e) => e.kind().to_string(),
+        other => other.to_string(),
+    }
+}
+
 /// Checks a path regex; the error names the problem and its position
 /// (0-based character offset into the pattern), e.g.
 /// `unclosed group at position 7`.
@@ -8,30 +48,22 @@
 /// The position comes from `regex-syntax`, the parser inside the `regex`
 /// crate (whose own error is only a preformatted string); the pattern is
 /// then compiled with `regex` to catch what only compilation finds (size).
-pub fn check_regex(pattern: &str) -> Result<(), String> {
+pub fn check_regex(pattern: &str) -> Result<(), SyntaxError> {
     let position = |offset: usize| pattern.get(..offset).map_or(offset, |p| p.chars().count());
-    if let Err(e) = regex_syntax::Parser::new().parse(pattern) {
-        return Err(match e {
-            regex_syntax::Error::Parse(e) => {
-                format!(
-                    "{} at position {}",
-                    e.kind(),
-                    position(e.span().start.offset)
-                )
-            }
-            regex_syntax::Error::Translate(e) => {
-                format!(
-                    "{} at position {}",
-                    e.kind(),
-                    position(e.span().start.offset)
-                )
-            }
-            other => other.to_string(),
+    if let Err(source) = regex_syntax::Parser::new().parse(pattern) {
+        let offset = match &source {
+            regex_syntax::Error::Parse(e) => e.span().start.offset,
+            regex_syntax::Error::Translate(e) => e.span().start.offset,
+            _ => 0,
+        };
+        return Err(SyntaxError::RegexSyntax {
+            position: position(offset),
+            source: Box::new(source),
         });
     }
     regex::Regex::new(pattern).map(|_| ()).map_err(|e| match e {
-        regex::Error::CompiledTooBig(limit) => format!("regex too big (limit {limit} bytes)"),
-        other => other.to_string(),
+        regex::Error::CompiledTooBig(limit) => SyntaxError::RegexTooBig(limit),
+        other => SyntaxError::Regex(other),
     })
 }
 
@@ -61,12 +93,12 @@ pub fn is_dns1123_label(label: &str) -> bool {
 }
 
 /// Splits `host:port`; `None` port when absent. Errors on a bad port.
-pub fn split_authority(authority: &str) -> Result<(&str, Option<u16>), String> {
+pub fn split_authority(authority: &str) -> Result<(&str, Option<u16>), SyntaxError> {
     if authority.is_empty() {
-        return Err("must not be empty".into());
+        return Err(SyntaxError::EmptyAuthority);
     }
     if authority.chars().any(|c| c.is_whitespace() || c == '/') {
-        return Err(format!("{authority:?} is not a host or host:port"));
+        return Err(SyntaxError::NotAnAuthority(authority.to_string()));
     }
     // Bracketed IPv6 `[::1]:80`, bare IPv6 (several colons) has no port.
     let colon = if authority.starts_with('[') {
@@ -82,7 +114,7 @@ pub fn split_authority(authority: &str) -> Result<(&str, Option<u16>), String> {
             let (host, port) = (&authority[..i], &authority[i + 1..]);
             match port.parse::<u16>() {
                 Ok(p) if p > 0 && !host.is_empty() => Ok((host, Some(p))),
-                _ => Err(format!("{authority:?} has an invalid port")),
+                _ => Err(SyntaxError::InvalidPort(authority.to_string())),
             }
         }
     }
@@ -95,8 +127,12 @@ mod tests {
     #[test]
     fn regex_positions() {
         assert_eq!(
-            check_regex("/books/(\\d+"),
+            check_regex("/books/(\\d+").map_err(|e| e.to_string()),
             Err("unclosed group at position 7".into())
+        );
+        assert_eq!(
+            check_regex("/€/(").map_err(|e| e.to_string()),
+            Err("unclosed group at position 3".into())
         );
         assert!(check_regex("/books/\\d+").is_ok());
         assert!(check_regex("a{2,1}").is_err());
