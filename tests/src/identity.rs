@@ -281,15 +281,6 @@ fn set_mode(p: &Path, mode: u32) {
     fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
 }
 
-/// Whether `openssl` is on PATH.
-pub fn have_openssl() -> bool {
-    Command::new("openssl")
-        .arg("version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
 /// Runs `openssl <args>`, panicking with its output on failure; its stdout.
 pub fn openssl(args: &[&str]) -> String {
     let out = Command::new("openssl").args(args).output().unwrap();
@@ -382,8 +373,8 @@ pub fn pem_certs(text: &str) -> Vec<String> {
 /// `control_identity_cert_expiration_timestamp_seconds` in a `/metrics`
 /// text (unlabelled), if present.
 pub fn cert_expiry(metrics: &str) -> Option<f64> {
-    metrics.lines().find_map(|l| {
-        l.strip_prefix("control_identity_cert_expiration_timestamp_seconds ")
-            .and_then(|v| v.trim().parse().ok())
-    })
+    wisp_common::prometheus::value(
+        metrics,
+        "control_identity_cert_expiration_timestamp_seconds",
+    )
 }

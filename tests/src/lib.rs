@@ -32,6 +32,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+pub use wisp_common::prometheus;
 
 pub use identity::{identity_name, IdentityPlane, IDENTITY_SUFFIX, IDENTITY_SVC_NAME};
 
@@ -135,6 +136,30 @@ where
     }
 }
 
+/// Polls `check` every 10 ms until it returns `Ok` or `timeout` passes.
+/// `Ok(v)` on success; otherwise `Err` with the last failure message, so
+/// the caller's panic says what was still wrong at the deadline.
+///
+/// Use it instead of a fixed sleep: wait for the observable condition
+/// (a metric, a routed request, a file written) the next step depends on.
+pub async fn wait_until<T, F, Fut>(timeout: Duration, mut check: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = match check().await {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        if Instant::now() >= deadline {
+            return Err(format!("still not the case after {timeout:?}: {last}"));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Waits until `addr` accepts TCP connections; panics after `timeout`.
 pub async fn wait_for_port(addr: SocketAddr, timeout: Duration) {
     let ok = eventually(
@@ -143,6 +168,74 @@ pub async fn wait_for_port(addr: SocketAddr, timeout: Duration) {
     )
     .await;
     assert!(ok, "{addr} did not start accepting within {timeout:?}");
+}
+
+// ---------------------------------------------------------------------------
+// Prerequisites
+// ---------------------------------------------------------------------------
+
+/// Something a test needs from the machine.
+#[derive(Clone, Copy, Debug)]
+pub enum Need {
+    /// Running as root (uid 0): network namespaces, iptables.
+    Root,
+    /// An executable of this name on `PATH`.
+    Tool(&'static str),
+}
+
+/// Whether this is a CI run: `CI` set to `true` or `1` (as CI services do).
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
+/// What of `needs` this machine lacks first, in words; `None` if nothing.
+pub fn missing(needs: &[Need]) -> Option<String> {
+    needs.iter().find_map(|need| match *need {
+        Need::Root => {
+            let uid = Command::new("id").arg("-u").output().ok();
+            let root = uid.is_some_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+            (!root).then(|| "not running as root".to_string())
+        }
+        Need::Tool(tool) => {
+            let on_path = std::env::var_os("PATH").is_some_and(|path| {
+                std::env::split_paths(&path).any(|dir| {
+                    use std::os::unix::fs::PermissionsExt;
+                    fs::metadata(dir.join(tool))
+                        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                })
+            });
+            (!on_path).then(|| format!("`{tool}` is not installed (not on PATH)"))
+        }
+    })
+}
+
+/// Whether `test` (a test, or a part of one) can run given `needs`.
+///
+/// `true` when nothing is missing. Otherwise, under CI ([`in_ci`]) it
+/// panics naming what is missing, so a CI machine without the tool fails
+/// instead of passing silently; outside CI it prints `skipping <test>: ...`
+/// to stderr and returns `false` (the caller returns).
+pub fn require(test: &str, needs: &[Need]) -> bool {
+    let Some(why) = missing(needs) else {
+        return true;
+    };
+    assert!(
+        !in_ci(),
+        "{test}: {why}. CI=true, so this is a failure, not a skip: \
+         the CI machine must provide it (`.ci/run` installs the packages when run as root)"
+    );
+    eprintln!("skipping {test}: {why} (under CI=true this fails)");
+    false
+}
+
+/// [`require`] for one executable on `PATH`.
+pub fn require_tool(test: &str, tool: &'static str) -> bool {
+    require(test, &[Need::Tool(tool)])
+}
+
+/// [`require`] for root.
+pub fn require_root(test: &str) -> bool {
+    require(test, &[Need::Root])
 }
 
 // ---------------------------------------------------------------------------
@@ -521,28 +614,9 @@ impl Proxy {
 // ---------------------------------------------------------------------------
 
 /// Sum of the values of metric `name` over series whose labels contain
-/// every `key="value"` pair of `labels`.
+/// every `key="value"` pair of `labels` ([`prometheus::sum`]).
 pub fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let mut total = 0.0;
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix(name) else {
-            continue;
-        };
-        let Some(rest) = rest.strip_prefix('{') else {
-            continue;
-        };
-        let Some((lbls, value)) = rest.rsplit_once("} ") else {
-            continue;
-        };
-        let lbls = format!(",{lbls},");
-        if labels
-            .iter()
-            .all(|(k, v)| lbls.contains(&format!(",{k}=\"{v}\",")))
-        {
-            total += value.trim().parse::<f64>().unwrap_or(0.0);
-        }
-    }
-    total
+    prometheus::sum(text, name, labels)
 }
 
 // ---------------------------------------------------------------------------
@@ -633,7 +707,7 @@ pub fn pattern(n: usize, seed: u64) -> Vec<u8> {
 }
 
 // ---------------------------------------------------------------------------
-// Transport header (proxy-runtime.md §7.1), encoded independently of the proxy
+// Transport header (docs/proxy-runtime.md §6.1), encoded independently of the proxy
 // ---------------------------------------------------------------------------
 
 /// `transport.l5d.io.Header`.
@@ -1247,6 +1321,16 @@ impl LoadGen {
         self.samples.lock().unwrap().len()
     }
 
+    /// Requests completed so far for which `keep` holds.
+    pub fn count_where(&self, keep: impl Fn(&Sample) -> bool) -> usize {
+        self.samples
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| keep(s))
+            .count()
+    }
+
     /// Stops the workers and returns every sample.
     pub async fn stop(self) -> Vec<Sample> {
         self.stop.store(true, Ordering::SeqCst);
@@ -1571,47 +1655,15 @@ pub async fn send_many(
     v
 }
 
-/// The labels of one sample line of the Prometheus text format
-/// (`name{k="v",...} value`), or `None` if the line is not a sample of `name`.
-pub fn metric_labels(line: &str, name: &str) -> Option<(Vec<(String, String)>, f64)> {
-    let rest = line.strip_prefix(name)?;
-    let mut labels = Vec::new();
-    let rest = if let Some(mut s) = rest.strip_prefix('{') {
-        loop {
-            s = s.trim_start_matches(',');
-            if let Some(after) = s.strip_prefix('}') {
-                break after;
-            }
-            let (key, after) = s.split_once("=\"")?;
-            let mut value = String::new();
-            let mut chars = after.char_indices();
-            let end = loop {
-                let (i, c) = chars.next()?;
-                match c {
-                    '\\' => {
-                        let (_, e) = chars.next()?;
-                        value.push(if e == 'n' { '\n' } else { e });
-                    }
-                    '"' => break i + 1,
-                    c => value.push(c),
-                }
-            };
-            labels.push((key.to_string(), value));
-            s = &after[end..];
-        }
-    } else if rest.starts_with(' ') {
-        rest
-    } else {
-        return None;
-    };
-    Some((labels, rest.split_whitespace().next()?.parse().ok()?))
-}
-
-/// Sum of metric `name` over the series whose label set satisfies `keep`.
+/// Sum of metric `name` over the series whose label set satisfies `keep`
+/// ([`prometheus::sum_by`], with the labels as owned pairs).
 pub fn metric_sum_by(text: &str, name: &str, keep: impl Fn(&[(String, String)]) -> bool) -> f64 {
-    text.lines()
-        .filter_map(|l| metric_labels(l, name))
-        .filter(|(labels, _)| keep(labels))
-        .map(|(_, v)| v)
-        .sum()
+    prometheus::sum_by(text, name, |s| {
+        let labels: Vec<(String, String)> = s
+            .labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        keep(&labels)
+    })
 }

@@ -170,6 +170,14 @@ async fn slow_client_does_not_block_others() {
 
     // One header byte every 100 ms for ~2 s.
     let out = mesh.client.outbound;
+    let outbound_read = |m: &str| {
+        metric_sum(
+            m,
+            "tcp_read_bytes_total",
+            &[("direction", "outbound"), ("peer", "src")],
+        )
+    };
+    let read_before = outbound_read(&mesh.client.metrics().await);
     let slow = tokio::spawn(async move {
         let mut s = TcpStream::connect(out).await.unwrap();
         let req = format!("GET / HTTP/1.1\r\nHost: {WEB_FQDN}\r\nx-slow: ");
@@ -180,7 +188,19 @@ async fn slow_client_does_not_block_others() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Wait until the proxy is reading the slow client's request.
+    wait_until(Duration::from_secs(5), || async {
+        let read = outbound_read(&mesh.client.metrics().await);
+        if read > read_before {
+            Ok(())
+        } else {
+            Err(format!(
+                "the client proxy has read nothing from the slow client ({read} bytes in all)"
+            ))
+        }
+    })
+    .await
+    .unwrap();
     let client = http1_client();
     let started = Instant::now();
     for _ in 0..20 {

@@ -2,7 +2,8 @@
 //! to each other (transport header inside TLS, HTTP/1 upgraded to HTTP/2),
 //! refuse peers with the wrong identity or another trust anchor, rotate
 //! certificates under load, and wait for their first certificate before
-//! serving. The `openssl` cases skip with a message when it is missing.
+//! serving. The `openssl` cases need `openssl` on PATH: without it they
+//! fail under `CI=true` and skip with a message otherwise ([`require_tool`]).
 
 #![allow(clippy::unwrap_used)]
 
@@ -18,7 +19,7 @@ use tonic::transport::Endpoint;
 use tonic_health::pb::health_check_response::ServingStatus as Wire;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
-use wisp_tests::identity::{cert_expiry, have_openssl, openssl, pem_certs, s_client};
+use wisp_tests::identity::{cert_expiry, openssl, pem_certs, s_client};
 use wisp_tests::*;
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
@@ -371,8 +372,10 @@ async fn client_from_another_trust_anchor_is_refused() {
 
     // A raw TLS client (openssl) on the direct port: with a certificate
     // from the real CA it is served (control), from the rogue CA it is not.
-    if !have_openssl() {
-        eprintln!("skipping the openssl part: `openssl` is not installed");
+    if !require_tool(
+        "the openssl part of client_from_another_trust_anchor_is_refused",
+        "openssl",
+    ) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -571,8 +574,10 @@ async fn proxy_waits_for_the_identity_service() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openssl_sees_the_chain_and_direct_needs_a_client_cert() {
-    if !have_openssl() {
-        eprintln!("skipping: `openssl` is not installed");
+    if !require_tool(
+        "openssl_sees_the_chain_and_direct_needs_a_client_cert",
+        "openssl",
+    ) {
         return;
     }
     let mesh = Mesh::start_mtls(1, 8080, &MtlsOptions::default()).await;
@@ -727,8 +732,7 @@ async fn forged_client_id_is_replaced_over_mtls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_rejects_an_impostor_certificate() {
-    if !have_openssl() {
-        eprintln!("skipping: `openssl` is not installed");
+    if !require_tool("client_rejects_an_impostor_certificate", "openssl") {
         return;
     }
     let mesh = Mesh::start_mtls(1, 8080, &MtlsOptions::default()).await;

@@ -278,7 +278,22 @@ async fn traffic_split_weights_and_live_change() {
 
     // 50/50.
     t.cp.write("split.yaml", &split_yaml(&[("web-v1", 50), ("web-v2", 50)]));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Wait until the new weights reached the client proxy: a probe of 200
+    // requests gives v2 at least 30% (about 10 standard deviations above
+    // 90/10's 10%, about 6 below 50/50's 50%).
+    wait_until(Duration::from_secs(10), || async {
+        let probe = t.send(Method::GET, "/", 200, 16).await;
+        let v2 = share_of(&probe, "web-v2");
+        if v2 >= 0.3 {
+            Ok(())
+        } else {
+            Err(format!(
+                "50/50 not applied yet: v2 share {v2:.2} in a probe of 200"
+            ))
+        }
+    })
+    .await
+    .unwrap();
     let replies = t.send(Method::GET, "/", 10_000, 64).await;
     assert_all_ok(&replies);
     let v2 = share_of(&replies, "web-v2");
@@ -288,10 +303,30 @@ async fn traffic_split_weights_and_live_change() {
     // Live change under load to 0/100: from ~1 s after the write every new
     // request goes to v2, and no request fails, including those in flight.
     let load = LoadGen::start(t.client.outbound, WEB_FQDN, 64, Duration::ZERO);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Enough requests answered before the change to see the old split.
+    wait_until(Duration::from_secs(10), || async {
+        match load.count() {
+            n if n >= 200 => Ok(()),
+            n => Err(format!("{n} requests answered before the change")),
+        }
+    })
+    .await
+    .unwrap();
     let changed = Instant::now();
     t.cp.write("split.yaml", &split_yaml(&[("web-v1", 0), ("web-v2", 100)]));
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The checks below look at requests started 1 s or more after the
+    // write: wait until at least 500 of them were answered.
+    let settled = changed + Duration::from_secs(1);
+    wait_until(Duration::from_secs(15), || async {
+        match load.count_where(|s| s.at >= settled) {
+            n if n >= 500 => Ok(()),
+            n => Err(format!(
+                "{n} requests answered that started 1 s after the change"
+            )),
+        }
+    })
+    .await
+    .unwrap();
     let samples = load.stop().await;
     assert_no_failures(&samples);
     let before: Vec<&Sample> = samples

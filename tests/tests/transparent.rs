@@ -2,8 +2,9 @@
 //! network namespaces joined by a veth pair, proxies running as uid 2102.
 //!
 //! Needs root, `ip`, `iptables`, `setpriv` and `curl`; otherwise each test
-//! prints why and returns. Only 10.77.<n>.0/24 inside the test's own
-//! namespaces is used; the namespaces are deleted at the end.
+//! fails under `CI=true`, and elsewhere prints why and returns. Only
+//! 10.77.<n>.0/24 inside the test's own namespaces is used; the namespaces
+//! are deleted at the end.
 
 #![allow(clippy::unwrap_used)]
 
@@ -31,23 +32,20 @@ fn run(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Why these tests cannot run here, if they cannot.
-fn unsupported() -> Option<String> {
-    let uid = Command::new("id").arg("-u").output().ok()?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        return Some("not running as root".into());
-    }
-    for tool in ["ip", "iptables", "setpriv", "curl"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        if !found {
-            return Some(format!("`{tool}` is not installed"));
-        }
-    }
-    None
+/// Whether transparent test `test` can run here: root, `ip`, `iptables`,
+/// `setpriv` and `curl`. Without them it fails under `CI=true` and skips
+/// with a message otherwise ([`require`]).
+fn supported(test: &str) -> bool {
+    require(
+        test,
+        &[
+            Need::Root,
+            Need::Tool("ip"),
+            Need::Tool("iptables"),
+            Need::Tool("setpriv"),
+            Need::Tool("curl"),
+        ],
+    )
 }
 
 /// Two namespaces `a` (10.77.n.1) and `b` (10.77.n.2) joined by a veth
@@ -62,8 +60,8 @@ impl Pods {
     fn create() -> Pods {
         let seq = u32::from(NEXT.fetch_add(1, Ordering::SeqCst));
         let pid = std::process::id();
-        // 1..=249, distinct for the (at most three) tests of this process.
-        let n = ((pid % 83) * 3 + seq % 3 + 1) as u8;
+        // 1..=246, distinct for the (at most six) tests of this process.
+        let n = ((pid % 41) * 6 + seq % 6 + 1) as u8;
         let tag = format!("{pid}-{n}");
         let pods = Pods {
             n,
@@ -92,7 +90,7 @@ impl Pods {
         pods
     }
 
-    /// linkerd proxy-init's rules (proxy-runtime.md §4) in namespace `ns`.
+    /// linkerd proxy-init's rules (docs/proxy-runtime.md §4) in namespace `ns`.
     fn proxy_init(&self, ns: &str) {
         let ipt = |rule: &str| {
             let mut args = vec!["ip", "netns", "exec", ns, "iptables", "-w", "-t", "nat"];
@@ -267,6 +265,87 @@ async fn netns_backend() {
     std::future::pending::<()>().await;
 }
 
+/// Helper, not a test: a server-speaks-first TCP server on
+/// `$WISP_NS_GREETER_ADDR`. On accept it writes [`GREETING`] at once, then
+/// echoes every line back; it prints `listening` once bound.
+#[tokio::test]
+#[ignore = "helper process for the transparent tests"]
+async fn netns_greeter() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let Ok(addr) = std::env::var("WISP_NS_GREETER_ADDR") else {
+        return;
+    };
+    let listener = tokio::net::TcpListener::bind(addr.as_str()).await.unwrap();
+    println!("listening");
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            if stream.write_all(GREETING.as_bytes()).await.is_err() {
+                return;
+            }
+            let (r, mut w) = stream.split();
+            let mut lines = tokio::io::BufReader::new(r);
+            let mut line = String::new();
+            while matches!(lines.read_line(&mut line).await, Ok(n) if n > 0) {
+                if w.write_all(line.as_bytes()).await.is_err() {
+                    return;
+                }
+                line.clear();
+            }
+        });
+    }
+}
+
+/// What [`netns_greeter`] says first.
+const GREETING: &str = "220 wisp-test ready\r\n";
+
+/// Helper, not a test: a client of [`netns_greeter`] at
+/// `$WISP_NS_GREETING_FROM` that sends nothing until the greeting's first
+/// byte has come, then sends `hello\r\n` and reads the echo. Prints one
+/// line `result connect_ms=<ms> first_byte_ms=<ms> greeting=<line:?>
+/// echo=<line:?>`, the times measured from before `connect`.
+#[tokio::test]
+#[ignore = "helper process for the transparent tests"]
+async fn netns_greeting_client() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let Ok(addr) = std::env::var("WISP_NS_GREETING_FROM") else {
+        return;
+    };
+    let limit = Duration::from_secs(15);
+    let started = Instant::now();
+    let mut stream = tokio::time::timeout(limit, tokio::net::TcpStream::connect(addr.as_str()))
+        .await
+        .expect("connect timed out")
+        .unwrap();
+    let connect_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let mut first = [0u8; 1];
+    let n = tokio::time::timeout(limit, stream.read(&mut first))
+        .await
+        .expect("no greeting")
+        .unwrap();
+    let first_byte_ms = started.elapsed().as_secs_f64() * 1000.0;
+    assert_eq!(n, 1, "closed before the greeting");
+    let mut lines = tokio::io::BufReader::new(stream);
+    let mut greeting = String::from_utf8_lossy(&first).into_owned();
+    tokio::time::timeout(limit, lines.read_line(&mut greeting))
+        .await
+        .expect("greeting incomplete")
+        .unwrap();
+    lines.get_mut().write_all(b"hello\r\n").await.unwrap();
+    let mut echo = String::new();
+    tokio::time::timeout(limit, lines.read_line(&mut echo))
+        .await
+        .expect("no echo")
+        .unwrap();
+    println!(
+        "result connect_ms={connect_ms:.1} first_byte_ms={first_byte_ms:.1} \
+         greeting={greeting:?} echo={echo:?}"
+    );
+}
+
 /// A control plane in namespace `ns` on 127.0.0.1:8086 (run as root, so
 /// its own traffic and the proxy's lookups stay on loopback).
 async fn control_plane(ns: &str, dir: &Path) -> Process {
@@ -292,8 +371,7 @@ async fn control_plane(ns: &str, dir: &Path) -> Process {
 
 #[tokio::test]
 async fn iptables_redirect_through_two_proxies() {
-    if let Some(why) = unsupported() {
-        eprintln!("skipping transparent test: {why}");
+    if !supported("iptables_redirect_through_two_proxies") {
         return;
     }
     let pods = Pods::create();
@@ -338,8 +416,7 @@ async fn iptables_redirect_through_two_proxies() {
 
 #[tokio::test]
 async fn iptables_redirect_to_cluster_ip_uses_discovery() {
-    if let Some(why) = unsupported() {
-        eprintln!("skipping transparent test: {why}");
+    if !supported("iptables_redirect_to_cluster_ip_uses_discovery") {
         return;
     }
     let pods = Pods::create();
@@ -406,8 +483,7 @@ async fn iptables_redirect_to_cluster_ip_uses_discovery() {
 
 #[tokio::test]
 async fn plaintext_accepted_on_redirected_port_with_identity_on() {
-    if let Some(why) = unsupported() {
-        eprintln!("skipping transparent test: {why}");
+    if !supported("plaintext_accepted_on_redirected_port_with_identity_on") {
         return;
     }
     let pods = Pods::create();
@@ -466,4 +542,146 @@ async fn plaintext_accepted_on_redirected_port_with_identity_on() {
         1.0,
         "proxy b:\n{mb}"
     );
+}
+
+/// A server-speaks-first protocol (SMTP-like, on 2525: not in
+/// `DEFAULT_OPAQUE_PORTS`) through both proxies is not stalled for the
+/// detect timeout (10 s, set explicitly): each proxy waits `CLIENT_QUIET`
+/// (300 ms) for the silent client, connects, sees the server speak and
+/// splices, so the greeting arrives in about 0.6 s. HTTP clients on an
+/// unlisted port speak at once and do not pay that wait.
+///
+/// The server ([`netns_greeter`]) and the client ([`netns_greeting_client`])
+/// are this test binary re-run inside `b` and `a` with `ip netns exec`, as
+/// root (not uid 2102), so the client's connection is redirected to a's
+/// outbound proxy; the client times the greeting itself, from before its
+/// `connect`, so process start-up is not counted.
+#[tokio::test]
+async fn server_speaks_first_on_an_unlisted_port_is_not_stalled() {
+    if !supported("server_speaks_first_on_an_unlisted_port_is_not_stalled") {
+        return;
+    }
+    let pods = Pods::create();
+    let manifests = tempfile::tempdir().unwrap();
+    let _cp = control_plane(&pods.a, manifests.path()).await;
+    let _backend = Pods::backend(&pods.b, "0.0.0.0:8080", "b").await;
+    let mut cmd = Pods::exec(&pods.b, &std::env::current_exe().unwrap());
+    cmd.args(["--exact", "netns_greeter", "--ignored", "--nocapture"])
+        .env("WISP_NS_GREETER_ADDR", "0.0.0.0:2525");
+    let mut greeter = Process::spawn(&format!("greeter in {}", pods.b), cmd);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !greeter.output().contains("listening") {
+        assert!(
+            greeter.exited().is_none(),
+            "greeter exited:\n{}",
+            greeter.output()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "greeter in {} did not start",
+            pods.b
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let detect = [
+        ("LINKERD2_PROXY_OUTBOUND_DETECT_TIMEOUT", "10s"),
+        ("LINKERD2_PROXY_INBOUND_DETECT_TIMEOUT", "10s"),
+    ];
+    let proxy_b = Pods::proxy(&pods.b, &detect).await;
+    let proxy_a = Pods::proxy(&pods.a, &detect).await;
+    let logs = || {
+        format!(
+            "proxy a:\n{}\nproxy b:\n{}",
+            proxy_a.output(),
+            proxy_b.output()
+        )
+    };
+
+    let target = format!("{}:2525", pods.ip(2));
+    let out = Pods::exec(&pods.a, &std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "netns_greeting_client",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("WISP_NS_GREETING_FROM", &target)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "client failed:\n{stdout}{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        logs()
+    );
+    let result = stdout
+        .lines()
+        .find(|l| l.starts_with("result "))
+        .unwrap_or_else(|| panic!("no result:\n{stdout}"));
+    println!("server-first through two proxies: {result}");
+    let field = |name: &str| -> &str {
+        let at = result.find(&format!(" {name}=")).unwrap() + name.len() + 2;
+        result[at..].split(' ').next().unwrap()
+    };
+    let first_byte_ms: f64 = field("first_byte_ms").parse().unwrap();
+    assert!(
+        result.contains(&format!("greeting={GREETING:?}")),
+        "{result}"
+    );
+    assert!(
+        result.ends_with(r#"echo="hello\r\n""#),
+        "{result}\n{}",
+        logs()
+    );
+    assert!(
+        first_byte_ms < 1500.0,
+        "the greeting took {first_byte_ms} ms (detect timeout 10 s):\n{result}\n{}",
+        logs()
+    );
+
+    // Both proxies carried it: 21 bytes of greeting and 7 of echo to the
+    // client, 7 from it.
+    let ma = Pods::metrics(&pods.a);
+    let src = [
+        ("direction", "outbound"),
+        ("peer", "src"),
+        ("target_addr", target.as_str()),
+    ];
+    assert_eq!(
+        metric_sum(&ma, "tcp_write_bytes_total", &src),
+        28.0,
+        "proxy a:\n{ma}"
+    );
+    assert_eq!(
+        metric_sum(&ma, "tcp_read_bytes_total", &src),
+        7.0,
+        "proxy a:\n{ma}"
+    );
+    let mb = Pods::metrics(&pods.b);
+    let app = [
+        ("direction", "inbound"),
+        ("peer", "dst"),
+        ("target_addr", "127.0.0.1:2525"),
+    ];
+    assert_eq!(
+        metric_sum(&mb, "tcp_read_bytes_total", &app),
+        28.0,
+        "proxy b:\n{mb}"
+    );
+    // HTTP on an unlisted port: the client speaks at once, no quiet wait.
+    for _ in 0..3 {
+        let url = format!("http://{}:8080/", pods.ip(2));
+        let (ok, out, err) = Pods::curl(&pods.a, &["-w", " %{time_total}", &url]);
+        assert!(ok, "curl failed: {err}\n{}", logs());
+        let (body, total) = out.rsplit_once(' ').unwrap();
+        let total: f64 = total.parse().unwrap();
+        println!("HTTP through two proxies: {:.1} ms", total * 1000.0);
+        assert_eq!(body, "b");
+        assert!(
+            total < 0.3,
+            "an HTTP request took {total} s: the quiet wait is paid?\n{}",
+            logs()
+        );
+    }
 }
