@@ -1,8 +1,10 @@
 //! Proxy configuration, read only from `LINKERD2_PROXY_*` environment variables.
 //!
-//! Names, meanings and defaults follow linkerd2-proxy (see
-//! `shared/reference/proxy-runtime.md` §2). An invalid value stops startup
-//! with an error that names the variable.
+//! Names, meanings and defaults follow linkerd2-proxy (the table is in
+//! `docs/proxy-runtime.md`); the few `WISP_PROXY_*` variables are wisp's own
+//! resource bounds, which linkerd2-proxy does not have. An invalid value
+//! stops startup with an error that names the variable. This module reads
+//! and checks values only; it imports nothing else from the proxy.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -12,14 +14,15 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// A variable has a value we cannot parse.
-    #[error("{name}={value:?}: {reason}")]
+    #[error("{name}={value:?}")]
     Invalid {
         /// The variable.
         name: &'static str,
         /// Its value.
         value: String,
         /// What is wrong with it.
-        reason: String,
+        #[source]
+        reason: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A required variable is missing.
     #[error("{0} must be set")]
@@ -35,6 +38,18 @@ pub struct Config {
     pub inbound_addr: SocketAddr,
     /// Admin listener (4191).
     pub admin_addr: SocketAddr,
+    /// Control listener (4190, tap): never bound yet, but its port is one
+    /// of the proxy's own and so never a forwarding target.
+    pub control_addr: SocketAddr,
+    /// Connections each listener serves at once; more are closed at accept
+    /// and counted (`WISP_PROXY_MAX_CONNECTIONS_PER_LISTENER`).
+    pub max_connections_per_listener: usize,
+    /// Connections the proxy opens to one endpoint at once
+    /// (`WISP_PROXY_MAX_CONNECTIONS_PER_ENDPOINT`).
+    pub max_connections_per_endpoint: usize,
+    /// An HTTP/1 request body that sends nothing for this long is abandoned
+    /// (`WISP_PROXY_REQUEST_BODY_TIMEOUT`).
+    pub request_body_timeout: Duration,
     /// Destination service `host:port`.
     pub destination_addr: String,
     /// The destination service's identity (required unless its address is loopback).
@@ -90,8 +105,8 @@ pub struct Config {
 pub struct IdentityConfig {
     /// This workload's identity: the CSR's name, our TLS server name.
     pub local_name: String,
-    /// PEM bundle of trust anchors for every mTLS connection.
-    pub trust_anchors_pem: String,
+    /// Trust anchors for every mTLS connection (parsed from the PEM bundle).
+    pub trust_anchors: rustls::RootCertStore,
     /// File holding the token sent with each Certify call (re-read every time).
     pub token_file: std::path::PathBuf,
     /// Identity service `host:port`.
@@ -190,32 +205,6 @@ impl PortSet {
     }
 }
 
-/// Parses a duration the way linkerd2-proxy does: `^\s*(\d+)(ms|s|m|h|d)?\s*$`,
-/// where a bare number is only valid if it is 0.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
-    if digits == 0 {
-        return Err("expected a number followed by ms, s, m, h or d".into());
-    }
-    let n: u64 = s[..digits]
-        .parse()
-        .map_err(|_| "number too large".to_string())?;
-    let unit_ms = match &s[digits..] {
-        "" if n == 0 => 0,
-        "" => return Err("a unit (ms, s, m, h, d) is required".into()),
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        other => return Err(format!("unknown unit {other:?}")),
-    };
-    n.checked_mul(unit_ms)
-        .map(Duration::from_millis)
-        .ok_or_else(|| "duration too large".into())
-}
-
 /// Reads the variables from a map (the process environment in `from_env`).
 struct Env<'a>(&'a HashMap<String, String>);
 
@@ -227,18 +216,21 @@ impl Env<'_> {
             .filter(|v| !v.is_empty())
     }
 
-    fn parse<T>(
+    fn parse<T, E>(
         &self,
         name: &'static str,
         default: T,
-        parse: impl Fn(&str) -> Result<T, String>,
-    ) -> Result<T, ConfigError> {
+        parse: impl Fn(&str) -> Result<T, E>,
+    ) -> Result<T, ConfigError>
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         match self.get(name) {
             None => Ok(default),
             Some(v) => parse(v).map_err(|reason| ConfigError::Invalid {
                 name,
                 value: v.to_string(),
-                reason,
+                reason: reason.into(),
             }),
         }
     }
@@ -249,7 +241,7 @@ impl Env<'_> {
     }
 
     fn duration(&self, name: &'static str, default: Duration) -> Result<Duration, ConfigError> {
-        self.parse(name, default, parse_duration)
+        self.parse(name, default, wisp_common::duration::parse_proxy_duration)
     }
 
     fn number<T: std::str::FromStr>(
@@ -258,9 +250,7 @@ impl Env<'_> {
         default: T,
     ) -> Result<T, ConfigError> {
         self.parse(name, default, |v| {
-            v.trim()
-                .parse()
-                .map_err(|_| "expected a whole number".to_string())
+            v.trim().parse().map_err(|_| "expected a whole number")
         })
     }
 
@@ -269,7 +259,7 @@ impl Env<'_> {
             match v.trim().to_ascii_lowercase().as_str() {
                 "true" | "1" | "yes" => Ok(true),
                 "false" | "0" | "no" => Ok(false),
-                _ => Err("expected true or false".into()),
+                _ => Err("expected true or false"),
             }
         })
     }
@@ -317,14 +307,12 @@ fn identity_config(env: &Env<'_>) -> Result<IdentityConfig, ConfigError> {
             reason: "must be a DNS-like name".into(),
         });
     }
-    let trust_anchors_pem = required("LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS")?;
-    if crate::tls::parse_trust_anchors(&trust_anchors_pem).is_err() {
-        return Err(ConfigError::Invalid {
-            name: "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS",
-            value: trust_anchors_pem.chars().take(40).collect(),
-            reason: "expected one or more PEM certificates".into(),
-        });
-    }
+    let pem = required("LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS")?;
+    let trust_anchors = parse_trust_anchors(&pem).map_err(|reason| ConfigError::Invalid {
+        name: "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS",
+        value: pem.chars().take(40).collect(),
+        reason: format!("expected one or more PEM certificates: {reason}").into(),
+    })?;
     let svc_addr = required("LINKERD2_PROXY_IDENTITY_SVC_ADDR")?;
     let svc_name = env
         .get("LINKERD2_PROXY_IDENTITY_SVC_NAME")
@@ -349,13 +337,29 @@ fn identity_config(env: &Env<'_>) -> Result<IdentityConfig, ConfigError> {
     }
     Ok(IdentityConfig {
         local_name,
-        trust_anchors_pem,
+        trust_anchors,
         token_file: required("LINKERD2_PROXY_IDENTITY_TOKEN_FILE")?.into(),
         svc_addr,
         svc_name,
         min_refresh,
         max_refresh,
     })
+}
+
+/// Parses a PEM bundle of trust anchors.
+fn parse_trust_anchors(pem: &str) -> Result<rustls::RootCertStore, String> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        let cert = cert.map_err(|e| format!("invalid PEM: {e}"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("invalid certificate: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err("no certificates".into());
+    }
+    Ok(roots)
 }
 
 /// The opaque ports Linkerd uses when none are configured.
@@ -375,7 +379,7 @@ impl Config {
             Some(v) => parse_list(v, parse_addr).map_err(|reason| ConfigError::Invalid {
                 name: "LINKERD2_PROXY_OUTBOUND_LISTEN_ADDRS",
                 value: v.into(),
-                reason,
+                reason: reason.into(),
             })?,
             None => vec![env.addr("LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR", "127.0.0.1:4140")?],
         };
@@ -421,6 +425,15 @@ impl Config {
             outbound_addrs,
             inbound_addr: env.addr("LINKERD2_PROXY_INBOUND_LISTEN_ADDR", "0.0.0.0:4143")?,
             admin_addr: env.addr("LINKERD2_PROXY_ADMIN_LISTEN_ADDR", "127.0.0.1:4191")?,
+            control_addr: env.addr("LINKERD2_PROXY_CONTROL_LISTEN_ADDR", "0.0.0.0:4190")?,
+            max_connections_per_listener: env
+                .number("WISP_PROXY_MAX_CONNECTIONS_PER_LISTENER", 20_000usize)?
+                .max(1),
+            max_connections_per_endpoint: env
+                .number("WISP_PROXY_MAX_CONNECTIONS_PER_ENDPOINT", 1_000usize)?
+                .max(1),
+            request_body_timeout: env
+                .duration("WISP_PROXY_REQUEST_BODY_TIMEOUT", Duration::from_secs(30))?,
             destination_addr,
             destination_name,
             identity,
@@ -504,21 +517,6 @@ impl Config {
             )?,
         })
     }
-
-    /// Whether a GetProfile lookup should be made for this name (it ends
-    /// with one of the profile suffixes; `.` means every name).
-    pub fn profile_lookup_for_name(&self, host: &str) -> bool {
-        let host = host.trim_end_matches('.');
-        self.profile_suffixes.iter().any(|s| {
-            let s = s.trim_end_matches('.');
-            s.is_empty() || host == s || host.ends_with(&format!(".{s}"))
-        })
-    }
-
-    /// Whether a GetProfile lookup should be made for this original destination.
-    pub fn profile_lookup_for(&self, ip: IpAddr) -> bool {
-        self.profile_networks.iter().any(|n| n.contains(ip))
-    }
 }
 
 #[cfg(test)]
@@ -580,11 +578,15 @@ mod tests {
 
     #[test]
     fn durations_ports_networks() {
-        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
-        assert_eq!(parse_duration(" 150ms "), Ok(Duration::from_millis(150)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("5").is_err());
-        assert!(parse_duration("5x").is_err());
+        let d = |v: &str| {
+            Config::from_map(&env(&[("LINKERD2_PROXY_OUTBOUND_CONNECT_TIMEOUT", v)]))
+                .map(|c| c.outbound_connect_timeout)
+        };
+        assert_eq!(d("0").ok(), Some(Duration::ZERO));
+        assert_eq!(d(" 150ms ").ok(), Some(Duration::from_millis(150)));
+        assert_eq!(d("2m").ok(), Some(Duration::from_secs(120)));
+        assert!(d("5").is_err());
+        assert!(d("5x").is_err());
         let p = PortSet::parse("80, 8000-8010").expect("ports");
         assert!(p.contains(80) && p.contains(8005) && !p.contains(8011));
         assert!(PortSet::parse("10-5").is_err());

@@ -1,114 +1,128 @@
 //! wisp-proxy: a transparent sidecar proxy, compatible with linkerd2-proxy.
 //!
-//! The request path, in reading order:
+//! The request path, in reading order (`docs/architecture.md` walks it):
 //!
-//! 1. [`run`] binds the listeners and spawns the accept loops.
-//! 2. [`outbound::serve`] / [`inbound::serve`] accept a connection, read its
-//!    original destination ([`orig_dst`]) and detect its protocol ([`detect`]).
-//! 3. HTTP connections are served by [`http_proxy::serve`]; each request is routed
-//!    (outbound: [`discovery`] + [`balance`]) and sent with [`http_proxy::forward`]
-//!    through an [`endpoint::Endpoint`]'s pooled client.
-//! 4. Opaque connections are spliced byte for byte by [`tcp::splice`].
+//! 1. [`run`] binds the [`Listeners`] and calls [`run_with`], which builds
+//!    the narrow handles each side needs and spawns the accept loops
+//!    (`transport::listen`).
+//! 2. `outbound::serve` / `inbound::serve` accept a connection, read its
+//!    original destination (`transport::orig_dst`) and detect its protocol
+//!    (`transport::detect`).
+//! 3. HTTP connections are served by `http::serve`; each request is routed
+//!    (outbound: `outbound::target` + `outbound::backends` over
+//!    `control::discovery` and `balance`) and sent with
+//!    `http::forward::to_endpoint` over an endpoint's pooled connections
+//!    (`balance::pool`).
+//! 4. Opaque connections are spliced byte for byte (`transport::splice`).
 //!
-//! Side channels: [`admin`] (metrics, readiness, shutdown) and [`drain`]
-//! (graceful shutdown).
+//! Folders by concern: `inbound/`, `outbound/`, `balance/`, `http/`,
+//! `transport/`, `control/`, `telemetry/`; `admin` and `drain` are the side
+//! channels. Modules import one way: sides → http/balance/control →
+//! transport/telemetry → config; a test (`tests/import_cycles.rs`) keeps it so.
 
-pub mod admin;
-pub mod balance;
-pub mod body;
-pub mod budget;
-pub mod cache;
+pub(crate) mod admin;
+pub(crate) mod balance;
+pub(crate) mod cache;
 pub mod config;
-pub mod control;
-pub mod detect;
-pub mod discovery;
-pub mod drain;
-pub mod endpoint;
-pub mod errors;
-pub mod http_proxy;
-pub mod identity;
-pub mod inbound;
-pub mod io;
-pub mod listen;
-pub mod logical;
-pub mod metrics;
-pub mod orig_dst;
-pub mod outbound;
-mod process_metrics;
-pub mod profiles;
-pub mod reqbody;
-pub mod routes;
-pub mod tcp;
-pub mod tls;
-pub mod transport_header;
+pub(crate) mod control;
+pub(crate) mod drain;
+pub(crate) mod http;
+pub(crate) mod inbound;
+pub(crate) mod outbound;
+pub(crate) mod telemetry;
+pub(crate) mod transport;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use linkerd2_proxy_api::destination::destination_client::DestinationClient;
+use linkerd2_proxy_api::identity::identity_client::IdentityClient;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use wisp_common::signal::ShutdownSignals;
 
-use crate::cache::Cache;
+use crate::admin::Admin;
+use crate::balance::EndpointFactory;
 use crate::config::Config;
-use crate::discovery::Discovery;
-use crate::endpoint::Endpoint;
-use crate::identity::CertStore;
-use crate::metrics::Registry;
-use crate::profiles::Profiles;
-use crate::tls::MeshTls;
-
-/// How long a new target waits for its first GetProfile answer.
-pub(crate) const PROFILE_TIMEOUT: Duration = Duration::from_millis(500);
-
-/// State shared by every connection.
-pub struct Shared {
-    /// The configuration.
-    pub config: Config,
-    /// All metric series.
-    pub metrics: Arc<Registry>,
-    /// Balancers by authority, fed by Destination.Get.
-    pub discovery: Discovery,
-    /// Profile streams by target.
-    pub profiles: Profiles,
-    /// Logical services (targets with a profile) by target.
-    pub logicals: Cache<String, logical::Logical>,
-    /// Endpoints for traffic sent to an address rather than a service.
-    pub forwards: Cache<SocketAddr, Endpoint>,
-    /// Local application targets of inbound traffic.
-    pub inbound_targets: Cache<SocketAddr, Endpoint>,
-    /// The addresses this proxy listens on (to refuse forwarding loops).
-    pub listen_addrs: Vec<SocketAddr>,
-    /// Mesh TLS, when identity is enabled.
-    pub tls: Option<Arc<MeshTls>>,
-}
-
-impl Shared {
-    /// Whether the proxy may serve traffic: identity disabled, or certified.
-    pub fn is_ready(&self) -> bool {
-        self.tls.as_ref().is_none_or(|t| t.store.is_ready())
-    }
-}
+use crate::control::channel::channel;
+pub use crate::control::channel::ChannelError;
+use crate::control::discovery::Discovery;
+use crate::control::identity::LocalIdentity;
+use crate::control::profiles::Profiles;
+use crate::http::serve::ServeLimits;
+use crate::inbound::Inbound;
+use crate::outbound::{Backends, Outbound, Profile, ProfileLookups, Resolver};
+use crate::telemetry::metrics::Registry;
+use crate::transport::cert_store::CertStore;
+use crate::transport::listen::{AcceptLimit, OwnAddrs};
+use crate::transport::tls::MeshTls;
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// A listener could not be bound.
-    #[error("cannot listen on {addr} ({var}): {source}")]
+    #[error("cannot listen on {addr} ({var})")]
     Bind {
         /// The address.
         addr: SocketAddr,
         /// The variable that named it.
         var: &'static str,
         /// Why.
+        #[source]
         source: std::io::Error,
     },
-    /// The destination address is unusable.
-    #[error("LINKERD2_PROXY_DESTINATION_SVC_ADDR: {0}")]
-    Destination(String),
-    /// The identity settings are unusable.
-    #[error("identity: {0}")]
-    Identity(String),
+    /// The destination service's address or name is unusable.
+    #[error("LINKERD2_PROXY_DESTINATION_SVC_ADDR / _NAME")]
+    Destination(#[source] ChannelError),
+    /// The identity service's address or name is unusable.
+    #[error("LINKERD2_PROXY_IDENTITY_SVC_ADDR / _NAME")]
+    IdentityService(#[source] ChannelError),
+    /// The mesh TLS configuration could not be built from the trust anchors.
+    #[error("cannot build mesh TLS from LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS")]
+    Tls(#[source] rustls::Error),
+    /// The SIGTERM/SIGINT handlers could not be installed.
+    #[error("cannot watch for shutdown signals")]
+    Signals(#[source] wisp_common::signal::SignalError),
+    /// The proxy's key or CSR could not be generated.
+    #[error("cannot generate a key and CSR for LINKERD2_PROXY_IDENTITY_LOCAL_NAME")]
+    Key(#[source] rcgen::Error),
+}
+
+/// The proxy's bound listeners.
+pub struct Listeners {
+    /// Admin (4191).
+    pub admin: TcpListener,
+    /// Inbound (4143).
+    pub inbound: TcpListener,
+    /// Outbound (4140), one per configured address.
+    pub outbound: Vec<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds the configured addresses.
+    pub async fn bind(config: &Config) -> Result<Self, StartError> {
+        let admin = bind(config.admin_addr, "LINKERD2_PROXY_ADMIN_LISTEN_ADDR").await?;
+        let inbound = bind(config.inbound_addr, "LINKERD2_PROXY_INBOUND_LISTEN_ADDR").await?;
+        let mut outbound = Vec::new();
+        for addr in &config.outbound_addrs {
+            outbound.push(bind(*addr, "LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR").await?);
+        }
+        Ok(Listeners {
+            admin,
+            inbound,
+            outbound,
+        })
+    }
+
+    fn addrs(&self) -> Vec<SocketAddr> {
+        std::iter::once(&self.admin)
+            .chain(std::iter::once(&self.inbound))
+            .chain(&self.outbound)
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
 }
 
 async fn bind(addr: SocketAddr, var: &'static str) -> Result<TcpListener, StartError> {
@@ -120,145 +134,168 @@ async fn bind(addr: SocketAddr, var: &'static str) -> Result<TcpListener, StartE
 /// Runs the proxy until SIGTERM, SIGINT or `POST /shutdown`, then drains
 /// in-flight work for at most the shutdown grace period.
 pub async fn run(config: Config) -> Result<(), StartError> {
-    let admin = bind(config.admin_addr, "LINKERD2_PROXY_ADMIN_LISTEN_ADDR").await?;
-    let inbound = bind(config.inbound_addr, "LINKERD2_PROXY_INBOUND_LISTEN_ADDR").await?;
-    let mut outbound = Vec::new();
-    for addr in &config.outbound_addrs {
-        outbound.push(bind(*addr, "LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR").await?);
-    }
-    let mut listen_addrs: Vec<SocketAddr> = outbound
-        .iter()
-        .filter_map(|l| l.local_addr().ok())
-        .collect();
-    listen_addrs.extend(inbound.local_addr().ok());
-    listen_addrs.extend(admin.local_addr().ok());
+    let mut signals = ShutdownSignals::new().map_err(StartError::Signals)?;
+    let listeners = Listeners::bind(&config).await?;
+    run_with(config, listeners, async move {
+        let signal = signals.recv().await;
+        tracing::info!("received {}", signal.name());
+    })
+    .await
+}
 
+/// Runs the proxy on `listeners` until `shutdown` completes (or `POST
+/// /shutdown` is accepted), then drains in-flight work for at most the
+/// shutdown grace period. Catches no signals: this is the entry point for
+/// running the proxy inside another program or a test.
+pub async fn run_with(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    let mut own = listeners.addrs();
+    own.push(config.control_addr);
+    let own = OwnAddrs::new(&own, &config.inbound_ips);
     let metrics = Registry::new(config.metrics_retain_idle);
-    let tls = match &config.identity {
-        None => None,
+
+    let (tls, certificate) = match &config.identity {
+        None => (None, None),
         Some(id) => {
-            let roots =
-                tls::parse_trust_anchors(&id.trust_anchors_pem).map_err(StartError::Identity)?;
-            let mesh = MeshTls::new(id.local_name.clone(), roots.clone(), CertStore::new())
-                .map_err(|e| StartError::Identity(e.to_string()))?;
+            let store = CertStore::new();
+            let mesh = MeshTls::new(
+                id.local_name.clone(),
+                id.trust_anchors.clone(),
+                store.clone(),
+            )
+            .map_err(StartError::Tls)?;
             let mesh = Arc::new(mesh);
-            let local = identity::LocalIdentity::generate(&id.local_name)
-                .map_err(|e| StartError::Identity(e.to_string()))?;
-            let channel = control::channel(
+            let local = LocalIdentity::generate(&id.local_name).map_err(StartError::Key)?;
+            let channel = channel(
                 &id.svc_addr,
                 id.svc_name.as_deref(),
                 Some(mesh.client_h2.clone()),
             )
-            .map_err(StartError::Identity)?;
-            let client =
-                linkerd2_proxy_api::identity::identity_client::IdentityClient::new(channel);
-            tokio::spawn(identity::run(
+            .map_err(StartError::IdentityService)?;
+            tokio::spawn(control::identity::run(
                 id.clone(),
                 local,
-                client,
-                roots,
-                mesh.store.clone(),
+                IdentityClient::new(channel),
+                id.trust_anchors.clone(),
+                store.clone(),
                 metrics.clone(),
             ));
-            Some(mesh)
+            (Some(mesh), Some(store))
         }
     };
-    let channel = control::channel(
+    let channel = channel(
         &config.destination_addr,
         config.destination_name.as_deref(),
         tls.as_ref().map(|t| t.client_h2.clone()),
     )
     .map_err(StartError::Destination)?;
-    let discovery = Discovery::new(channel, config.outbound_discovery_idle_timeout);
-    let profiles = Profiles::new(
-        discovery.client(),
-        config.destination_context.clone(),
+    let client = DestinationClient::new(channel);
+    let endpoints = Arc::new(EndpointFactory::from_config(
+        &config,
         metrics.clone(),
-        config.outbound_discovery_idle_timeout,
+        tls.clone(),
+    ));
+    let idle = config.outbound_discovery_idle_timeout;
+    let discovery = Discovery::new(
+        client.clone(),
+        config.destination_context.clone(),
+        endpoints.clone(),
+        idle,
     );
-    let shared = Arc::new(Shared {
-        metrics,
+    let backends = Arc::new(Backends::new(
         discovery,
+        endpoints.clone(),
+        own.clone(),
+        idle,
+        config.outbound_failfast_timeout,
+    ));
+    let profiles = Profiles::new(
+        client,
+        config.destination_context.clone(),
+        Profile::converter(metrics.clone()),
+        idle,
+    );
+    let resolver = Resolver::new(
+        backends,
         profiles,
-        logicals: Cache::new(config.outbound_discovery_idle_timeout, 10_000),
-        forwards: Cache::new(config.outbound_discovery_idle_timeout, 10_000),
-        inbound_targets: Cache::new(config.inbound_discovery_idle_timeout, 1_000),
-        listen_addrs,
-        tls,
-        config,
-    });
+        ProfileLookups::from_config(&config),
+        idle,
+    );
+    let outbound = Arc::new(Outbound::new(resolver, metrics.clone(), &config));
+    let inbound = Arc::new(Inbound::new(
+        &config,
+        endpoints,
+        metrics.clone(),
+        tls.clone(),
+        own,
+    ));
 
     let (trigger, drain) = drain::channel();
     let (shutdown_tx, mut shutdown_rx) = mpsc::channel(1);
-    tokio::spawn(admin::serve(
-        shared.clone(),
-        admin,
-        shutdown_tx,
-        drain.clone(),
-    ));
+    let admin = Arc::new(Admin {
+        metrics: metrics.clone(),
+        certificate: certificate.clone(),
+        shutdown_enabled: config.shutdown_endpoint_enabled,
+        limits: ServeLimits::from_config(&config),
+        shutdown: shutdown_tx,
+    });
+    tokio::spawn(admin::serve(admin, listeners.admin, drain.clone()));
     // As upstream: traffic is served only once the proxy has its certificate.
+    let max_connections = config.max_connections_per_listener;
     tokio::spawn({
-        let shared = shared.clone();
         let drain = drain.clone();
+        let (inbound, outbound) = (inbound.clone(), outbound.clone());
+        let (inbound_l, outbound_l) = (listeners.inbound, listeners.outbound);
         async move {
-            if let Some(tls) = &shared.tls {
+            if let Some(store) = &certificate {
                 tokio::select! {
-                    _ = tls.store.ready() => {}
+                    _ = store.ready() => {}
                     _ = drain.signaled() => return,
                 }
             }
-            tokio::spawn(inbound::serve(shared.clone(), inbound, drain.clone()));
-            for l in outbound {
-                tokio::spawn(outbound::serve(shared.clone(), l, drain.clone()));
+            let limit = |direction| AcceptLimit {
+                max_connections,
+                refused: metrics.refused_connections(direction),
+            };
+            tokio::spawn(inbound::serve(
+                inbound,
+                inbound_l,
+                limit("inbound"),
+                drain.clone(),
+            ));
+            for l in outbound_l {
+                tokio::spawn(outbound::serve(
+                    outbound.clone(),
+                    l,
+                    limit("outbound"),
+                    drain.clone(),
+                ));
             }
-            tracing::info!(
-                outbound = ?shared.config.outbound_addrs,
-                inbound = %shared.config.inbound_addr,
-                admin = %shared.config.admin_addr,
-                "proxy ready"
-            );
+            tracing::info!("proxy ready");
         }
     });
-    let sweeper = tokio::spawn({
-        let shared = shared.clone();
-        async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                shared.discovery.evict_idle();
-                shared.profiles.evict_idle();
-                shared.logicals.evict_idle();
-                shared.forwards.evict_idle();
-                shared.inbound_targets.evict_idle();
-            }
+    let sweeper = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            outbound.evict_idle();
+            inbound.evict_idle();
         }
     });
     drop(drain);
 
-    wait_for_shutdown(&mut shutdown_rx).await;
-    tracing::info!(grace = ?shared.config.shutdown_grace_period, "draining");
-    let clean = trigger.drain(shared.config.shutdown_grace_period).await;
+    tokio::select! {
+        _ = shutdown => {}
+        _ = shutdown_rx.recv() => tracing::info!("shutdown requested on the admin port"),
+    }
+    tracing::info!(grace = ?config.shutdown_grace_period, "draining");
+    let clean = trigger.drain(config.shutdown_grace_period).await;
     sweeper.abort();
     if !clean {
         tracing::warn!("grace period over; closing remaining connections");
     }
     Ok(())
-}
-
-async fn wait_for_shutdown(admin: &mut mpsc::Receiver<()>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).ok();
-    let term = async {
-        match term.as_mut() {
-            Some(t) => {
-                t.recv().await;
-            }
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = term => tracing::info!("received SIGTERM"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("received SIGINT"),
-        _ = admin.recv() => tracing::info!("shutdown requested on the admin port"),
-    }
 }

@@ -10,7 +10,10 @@ fn main() -> ExitCode {
     let config = match wisp_proxy::config::Config::from_env() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("wisp-proxy: invalid configuration: {e}");
+            eprintln!(
+                "wisp-proxy: invalid configuration: {}",
+                wisp_common::error::chain(&e)
+            );
             return ExitCode::from(2);
         }
     };
@@ -51,7 +54,7 @@ fn main() -> ExitCode {
     match runtime.block_on(wisp_proxy::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("wisp-proxy: {e}");
+            eprintln!("wisp-proxy: {}", wisp_common::error::chain(&e));
             ExitCode::FAILURE
         }
     }

@@ -5,102 +5,156 @@
 //! cached and dropped (closing the stream) once unused for the discovery idle
 //! timeout. When the stream fails, the last known endpoints keep serving
 //! while it reconnects with backoff.
+//!
+//! Better than Linkerd here: when a balancer is evicted for idleness, its
+//! last endpoints are remembered (at most [`MAX_REMEMBERED`] authorities).
+//! If the target is used again while the destination service is
+//! unreachable, the new balancer starts from them, marked stale, instead of
+//! failing every request until the control plane is back. The first real
+//! answer replaces them.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Weak};
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use linkerd2_proxy_api::destination::{
     self as api, destination_client::DestinationClient, update, GetDestination,
 };
+use lru::LruCache;
 use tonic::transport::Channel;
 
-use crate::balance::Balancer;
+use crate::balance::{Balancer, EndpointFactory, EndpointMeta};
 use crate::cache::Cache;
-use crate::control;
-use crate::endpoint::{Direction, Endpoint, EndpointMeta};
-use crate::Shared;
-
-/// A cache of balancers, one per authority, fed by Destination.Get.
-pub struct Discovery {
-    client: DestinationClient<Channel>,
-    cache: Cache<String, Balancer>,
-}
+use crate::control::endpoint_meta::endpoint_meta;
+use crate::control::follow::{follow, Event, Stopped};
 
 /// Most authorities followed at once: each is a stream to the control
 /// plane, so a client inventing names must not open them without bound.
 const MAX_AUTHORITIES: usize = 10_000;
 
+/// Most evicted authorities whose last endpoints are remembered.
+pub(crate) const MAX_REMEMBERED: usize = 1_000;
+
+/// Endpoints as discovery last described them.
+type LastKnown = Vec<(SocketAddr, EndpointMeta)>;
+
+/// A cache of balancers, one per authority, fed by Destination.Get.
+pub(crate) struct Discovery {
+    client: DestinationClient<Channel>,
+    context: String,
+    endpoints: Arc<EndpointFactory>,
+    cache: Cache<String, Balancer>,
+    remembered: Mutex<LruCache<String, LastKnown>>,
+}
+
 impl Discovery {
-    /// A discovery client over `channel` to the Destination service.
-    pub fn new(channel: Channel, idle_timeout: Duration) -> Self {
+    /// Discovery over `client`; `context` is sent as every request's
+    /// context token; `endpoints` builds the endpoints it learns of.
+    pub(crate) fn new(
+        client: DestinationClient<Channel>,
+        context: String,
+        endpoints: Arc<EndpointFactory>,
+        idle_timeout: Duration,
+    ) -> Self {
         Discovery {
-            client: DestinationClient::new(channel),
+            client,
+            context,
+            endpoints,
             cache: Cache::new(idle_timeout, MAX_AUTHORITIES),
+            remembered: Mutex::new(LruCache::new(
+                NonZeroUsize::new(MAX_REMEMBERED).unwrap_or(NonZeroUsize::MIN),
+            )),
         }
     }
 
-    /// The client, for other Destination calls (GetProfile).
-    pub fn client(&self) -> DestinationClient<Channel> {
-        self.client.clone()
-    }
-
     /// The balancer for `authority` (`host:port`), starting discovery if needed.
-    pub fn resolve(&self, shared: &Arc<Shared>, authority: &str) -> Arc<Balancer> {
+    pub(crate) fn resolve(&self, authority: &str) -> Arc<Balancer> {
         self.cache.get_or_insert_with(authority, || {
+            let last_known = self
+                .remembered
+                .lock()
+                .ok()
+                .and_then(|mut r| r.pop(authority));
             let balancer = Arc::new(Balancer::new(authority.to_string()));
             let task = tokio::spawn(watch(
                 self.client.clone(),
-                shared.clone(),
+                self.context.clone(),
+                self.endpoints.clone(),
                 authority.to_string(),
                 Arc::downgrade(&balancer),
+                last_known,
             ));
-            if let Ok(mut t) = balancer.task.lock() {
-                *t = Some(task.abort_handle());
-            }
+            balancer.stop_on_drop(task.abort_handle());
             balancer
         })
     }
 
-    /// Drops balancers unused for the idle timeout.
-    pub fn evict_idle(&self) {
-        self.cache.evict_idle();
+    /// Drops balancers unused for the idle timeout, remembering their
+    /// endpoints for a later outage.
+    pub(crate) fn evict_idle(&self) {
+        let evicted = self.cache.evict_idle();
+        if evicted.is_empty() {
+            return;
+        }
+        if let Ok(mut remembered) = self.remembered.lock() {
+            for (authority, balancer) in evicted {
+                let endpoints = balancer.snapshot();
+                if !endpoints.is_empty() {
+                    remembered.put(authority, endpoints);
+                }
+            }
+        }
     }
 }
 
 /// Runs the Get stream for one authority until the balancer is dropped.
 async fn watch(
     client: DestinationClient<Channel>,
-    shared: Arc<Shared>,
+    context: String,
+    endpoints: Arc<EndpointFactory>,
     authority: String,
     balancer: Weak<Balancer>,
+    mut last_known: Option<LastKnown>,
 ) {
     let open = || {
         let mut client = client.clone();
         let req = GetDestination {
             scheme: String::new(),
             path: authority.clone(),
-            context_token: shared.config.destination_context.clone(),
+            context_token: context.clone(),
         };
         async move { client.get(req).await }
     };
-    let stopped = control::follow(&authority, open, |up, first| match balancer.upgrade() {
-        Some(b) => {
-            apply(&shared, &b, up, first);
-            true
+    let stopped = follow(&authority, open, |event| {
+        let Some(b) = balancer.upgrade() else {
+            return false;
+        };
+        match event {
+            Event::Message { msg, first } => {
+                last_known = None;
+                apply(&endpoints, &b, msg, first);
+            }
+            Event::Unavailable => {
+                if let Some(eps) = last_known.take().filter(|_| b.is_pending()) {
+                    tracing::info!(%authority, endpoints = eps.len(), "destination service unreachable; using the last known endpoints (stale)");
+                    b.use_stale(eps, |addr, meta| {
+                        endpoints.outbound(addr, meta, Some(&authority))
+                    });
+                }
+            }
         }
-        None => false,
+        true
     })
     .await;
-    if let (control::Stopped::Rejected(status), Some(b)) = (stopped, balancer.upgrade()) {
+    if let (Stopped::Rejected(status), Some(b)) = (stopped, balancer.upgrade()) {
         tracing::debug!(%authority, %status, "destination rejected the name");
         b.reject(status.message().to_string());
     }
 }
 
 /// Applies one Destination update to the balancer.
-fn apply(shared: &Arc<Shared>, b: &Balancer, up: api::Update, first: bool) {
+fn apply(endpoints: &EndpointFactory, b: &Balancer, up: api::Update, first: bool) {
     match up.update {
         Some(update::Update::Add(set)) => {
             let new: Vec<_> = set
@@ -111,7 +165,7 @@ fn apply(shared: &Arc<Shared>, b: &Balancer, up: api::Update, first: bool) {
             // An add with no usable address is a no-op.
             if !new.is_empty() {
                 b.add(new, first, |addr, meta| {
-                    Endpoint::new(shared, Direction::Outbound, addr, meta, Some(b.authority()))
+                    endpoints.outbound(addr, meta, Some(b.authority()))
                 });
             }
         }
@@ -126,42 +180,4 @@ fn apply(shared: &Arc<Shared>, b: &Balancer, up: api::Update, first: bool) {
         Some(update::Update::NoEndpoints(ne)) => b.no_endpoints(ne.exists),
         None => {}
     }
-}
-
-/// Reads an address and its metadata from a `WeightedAddr`.
-pub fn endpoint_meta(
-    set_labels: &HashMap<String, String>,
-    wa: api::WeightedAddr,
-) -> Option<(SocketAddr, EndpointMeta)> {
-    let addr = SocketAddr::try_from(wa.addr?).ok()?;
-    let mut labels: Vec<(String, String)> = set_labels
-        .iter()
-        .filter(|(k, _)| !wa.metric_labels.contains_key(*k))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    labels.extend(wa.metric_labels);
-    labels.sort();
-    let identity = wa.tls_identity.and_then(|t| match t.strategy? {
-        api::tls_identity::Strategy::DnsLikeIdentity(d) => Some(d.name),
-        api::tls_identity::Strategy::UriLikeIdentity(u) => Some(u.uri),
-    });
-    let h2_hint = matches!(
-        wa.protocol_hint.as_ref().and_then(|h| h.protocol.as_ref()),
-        Some(api::protocol_hint::Protocol::H2(_))
-    );
-    let opaque_transport_port = wa
-        .protocol_hint
-        .and_then(|h| h.opaque_transport)
-        .map(|o| o.inbound_port)
-        .filter(|&p| 0 < p && p < 65535)
-        .and_then(|p| u16::try_from(p).ok());
-    Some((
-        addr,
-        EndpointMeta {
-            labels,
-            identity,
-            opaque_transport_port,
-            h2_hint,
-        },
-    ))
 }

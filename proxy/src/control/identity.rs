@@ -4,86 +4,42 @@
 //! its lifetime (clamped to the min/max refresh), retrying with jittered
 //! backoff on failure.
 //!
-//! The certificate lives in a [`CertStore`], which rustls asks for the
-//! current certificate on every handshake, so rotation needs no restart.
+//! The certificate goes into the [`CertStore`] the TLS configurations read.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use linkerd2_proxy_api::identity::{identity_client::IdentityClient, CertifyRequest};
-use rustls::client::ResolvesClientCert;
-use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::RootCertStore;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
-use tokio::sync::watch;
 use tonic::transport::Channel;
+use wisp_common::backoff::Backoff;
+
+use wisp_common::error::chain as describe;
 
 use crate::config::IdentityConfig;
-use crate::metrics::Registry;
+use crate::telemetry::metrics::Registry;
+use crate::transport::cert_store::CertStore;
 
-/// The current certificate, handed to rustls on every handshake.
-#[derive(Debug)]
-pub struct CertStore {
-    current: RwLock<Option<Arc<CertifiedKey>>>,
-    ready: watch::Sender<bool>,
-}
-
-impl CertStore {
-    /// An empty store; [`CertStore::ready`] turns true with the first certificate.
-    pub fn new() -> Arc<Self> {
-        Arc::new(CertStore {
-            current: RwLock::new(None),
-            ready: watch::Sender::new(false),
-        })
-    }
-
-    /// The current certificate, if any.
-    pub fn current(&self) -> Option<Arc<CertifiedKey>> {
-        self.current.read().ok()?.clone()
-    }
-
-    /// Completes once the first certificate is in place.
-    pub async fn ready(&self) {
-        let mut rx = self.ready.subscribe();
-        let _ = rx.wait_for(|r| *r).await;
-    }
-
-    /// Whether a certificate is in place.
-    pub fn is_ready(&self) -> bool {
-        *self.ready.borrow()
-    }
-
-    fn set(&self, key: Arc<CertifiedKey>) {
-        if let Ok(mut c) = self.current.write() {
-            *c = Some(key);
-        }
-        self.ready.send_replace(true);
-    }
-}
-
-impl ResolvesServerCert for CertStore {
-    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.current()
-    }
-}
-
-impl ResolvesClientCert for CertStore {
-    fn resolve(&self, _: &[&[u8]], _: &[rustls::SignatureScheme]) -> Option<Arc<CertifiedKey>> {
-        self.current()
-    }
-
-    fn has_certs(&self) -> bool {
-        self.current().is_some()
-    }
-}
+/// First retry delay after a failed Certify call.
+const RETRY_MIN: Duration = Duration::from_millis(250);
 
 /// Why a Certify round failed.
 #[derive(Debug, thiserror::Error)]
-pub enum CertifyError {
-    /// The token file could not be read or is empty.
-    #[error("token file {0}: {1}")]
-    Token(String, String),
+pub(crate) enum CertifyError {
+    /// The token file could not be read.
+    #[error("cannot read the token file {path}")]
+    Token {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The token file is empty.
+    #[error("the token file {0} is empty")]
+    EmptyToken(String),
     /// The identity service failed or refused.
     #[error("identity service: {0}")]
     Rpc(#[from] tonic::Status),
@@ -96,14 +52,14 @@ pub enum CertifyError {
 }
 
 /// The key and CSR a proxy certifies with; generated once per process.
-pub struct LocalIdentity {
+pub(crate) struct LocalIdentity {
     key_der: Vec<u8>,
     csr_der: Vec<u8>,
 }
 
 impl LocalIdentity {
     /// Generates a P-256 key and a CSR with CN = DNS SAN = `name`.
-    pub fn generate(name: &str) -> Result<Self, rcgen::Error> {
+    pub(crate) fn generate(name: &str) -> Result<Self, rcgen::Error> {
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let mut params = rcgen::CertificateParams::new(vec![name.to_string()])?;
         params.distinguished_name = rcgen::DistinguishedName::new();
@@ -120,7 +76,7 @@ impl LocalIdentity {
 
 /// Runs Certify forever: first certificate as soon as possible, then
 /// refreshes. Updates the store and the identity metrics.
-pub async fn run(
+pub(crate) async fn run(
     cfg: IdentityConfig,
     local: LocalIdentity,
     client: IdentityClient<Channel>,
@@ -128,7 +84,7 @@ pub async fn run(
     store: Arc<CertStore>,
     metrics: Arc<Registry>,
 ) {
-    let mut backoff = Duration::from_millis(250);
+    let mut backoff = Backoff::new(RETRY_MIN, cfg.min_refresh.max(RETRY_MIN), 0.5);
     let mut waiting_since = std::time::Instant::now();
     loop {
         match certify(&cfg, &local, client.clone(), &roots).await {
@@ -141,20 +97,18 @@ pub async fn run(
                     .mul_f64(0.7)
                     .clamp(cfg.min_refresh, cfg.max_refresh);
                 tracing::info!(identity = %cfg.local_name, ?lifetime, ?refresh, "certified");
-                backoff = Duration::from_millis(250);
+                backoff.reset();
                 tokio::time::sleep(refresh).await;
             }
             Err(e) => {
                 metrics.identity_refreshed(false, 0.0);
                 if !store.is_ready() && waiting_since.elapsed() >= Duration::from_secs(15) {
-                    tracing::warn!(error = %e, "still waiting for an identity certificate");
+                    tracing::warn!(error = %describe(&e), "still waiting for an identity certificate");
                     waiting_since = std::time::Instant::now();
                 } else {
-                    tracing::info!(error = %e, "certify failed; retrying");
+                    tracing::info!(error = %describe(&e), "certify failed; retrying");
                 }
-                let jitter = backoff.mul_f64(fastrand::f64() * 0.5);
-                tokio::time::sleep(backoff + jitter).await;
-                backoff = (backoff * 2).min(cfg.min_refresh.max(Duration::from_millis(250)));
+                tokio::time::sleep(backoff.next()).await;
             }
         }
     }
@@ -169,10 +123,12 @@ async fn certify(
     let path = cfg.token_file.display().to_string();
     // A small local file: read it inline rather than starting tokio's
     // blocking thread pool (a thread costs more memory than this read costs time).
-    let token = std::fs::read(&cfg.token_file)
-        .map_err(|e| CertifyError::Token(path.clone(), e.to_string()))?;
+    let token = std::fs::read(&cfg.token_file).map_err(|source| CertifyError::Token {
+        path: path.clone(),
+        source,
+    })?;
     if token.is_empty() {
-        return Err(CertifyError::Token(path, "empty".into()));
+        return Err(CertifyError::EmptyToken(path));
     }
     let req = CertifyRequest {
         identity: cfg.local_name.clone(),

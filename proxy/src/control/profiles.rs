@@ -1,9 +1,9 @@
 //! ServiceProfiles from `Destination.GetProfile`: one stream per target
 //! (`name:port` or `ip:port`), shared and idle-evicted like discovery; every
-//! update replaces the target's [`Profile`] at once (new requests use it,
-//! in-flight ones finish with the one they started with).
+//! answer is converted once (by the caller's `convert`, so this module
+//! knows nothing about routes) and replaces the target's profile at once:
+//! new requests use it, in-flight ones finish with the one they started with.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,202 +11,120 @@ use linkerd2_proxy_api::destination::{
     destination_client::DestinationClient, DestinationProfile, GetDestination,
 };
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tonic::transport::Channel;
 
-use crate::budget::RetryBudget;
 use crate::cache::Cache;
-use crate::control;
-use crate::discovery::endpoint_meta;
-use crate::endpoint::EndpointMeta;
-use crate::metrics::{Family, HttpMetrics, Labels, Registry};
-use crate::routes::Route;
+use crate::control::follow::{follow, Event, Stopped};
 
-/// A route with its metric series (`route_*` and `route_actual_*`).
-pub struct ProfileRoute {
-    /// Matching, classes, timeout, retryability.
-    pub route: Arc<Route>,
-    /// `route_request_total` etc., once per request.
-    pub metrics: Arc<HttpMetrics>,
-    /// `route_actual_*`, once per attempt.
-    pub actual: Arc<HttpMetrics>,
-}
+/// How long a new target waits for its first GetProfile answer.
+pub(crate) const PROFILE_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// What GetProfile says about a target.
-pub struct Profile {
-    /// The logical service name (`svc.ns.svc.cluster.local`), if any.
-    pub fqn: Option<String>,
-    /// The single endpoint the target is (a pod IP), if so.
-    pub endpoint: Option<(SocketAddr, EndpointMeta)>,
-    /// Connections to the target are opaque TCP.
-    pub opaque: bool,
-    /// Routes, first match wins.
-    pub routes: Vec<ProfileRoute>,
-    /// Where requests matching no route are counted.
-    pub default_route: ProfileRoute,
-    /// The retry budget shared by the routes.
-    pub budget: Option<Arc<RetryBudget>>,
-    /// Traffic split: `(authority, weight)`, weights > 0.
-    pub overrides: Vec<(String, u32)>,
-}
+/// Most targets followed at once.
+const MAX_TARGETS: usize = 10_000;
 
-impl Profile {
-    fn from_proto(p: DestinationProfile, target: &str, metrics: &Registry) -> Self {
-        let fqn = Some(p.fully_qualified_name).filter(|n| !n.is_empty());
-        let port = target.rsplit_once(':').map_or("80", |(_, p)| p);
-        let dst = fqn
-            .as_ref()
-            .map_or_else(|| target.to_string(), |f| format!("{f}:{port}"));
-        let series = |route: Route| {
-            let mut labels = Labels::new()
-                .with("direction", "outbound")
-                .with("dst", &dst);
-            for (k, v) in &route.labels {
-                labels = labels.with(&format!("rt_{k}"), v);
-            }
-            ProfileRoute {
-                metrics: metrics.family(Family::Route, labels.clone()),
-                actual: metrics.family(Family::RouteActual, labels),
-                route: Arc::new(route),
-            }
-        };
-        Profile {
-            endpoint: p
-                .endpoint
-                .and_then(|wa| endpoint_meta(&Default::default(), wa)),
-            opaque: p.opaque_protocol,
-            routes: p
-                .routes
-                .into_iter()
-                .filter_map(Route::from_proto)
-                .map(series)
-                .collect(),
-            default_route: series(Route::default_route()),
-            budget: p
-                .retry_budget
-                .and_then(RetryBudget::from_proto)
-                .map(Arc::new),
-            overrides: p
-                .dst_overrides
-                .into_iter()
-                .filter(|d| d.weight > 0 && d.authority.parse::<http::uri::Authority>().is_ok())
-                .map(|d| (d.authority, d.weight))
-                .collect(),
-            fqn,
-        }
-    }
-
-    /// Whether the profile changes routing (routes or a split); otherwise
-    /// requests go straight to the service's balancer.
-    pub fn has_routing(&self) -> bool {
-        !self.routes.is_empty() || !self.overrides.is_empty()
-    }
-}
+/// Turns an answer for a target into the caller's profile type.
+pub(crate) type Convert<P> = Arc<dyn Fn(DestinationProfile, &str) -> P + Send + Sync>;
 
 /// The live profile of one target; dropping it ends the stream.
-pub struct ProfileWatch {
-    rx: watch::Receiver<Option<Arc<Profile>>>,
-    created: std::time::Instant,
+pub(crate) struct ProfileWatch<P> {
+    rx: watch::Receiver<Option<Arc<P>>>,
+    created: Instant,
     task: tokio::task::AbortHandle,
 }
 
-impl Drop for ProfileWatch {
+impl<P> Drop for ProfileWatch<P> {
     fn drop(&mut self) {
         self.task.abort();
     }
 }
 
-impl ProfileWatch {
+impl<P> ProfileWatch<P> {
     /// The latest profile, if one has arrived.
-    pub fn current(&self) -> Option<Arc<Profile>> {
+    pub(crate) fn current(&self) -> Option<Arc<P>> {
         self.rx.borrow().clone()
     }
 
     /// The latest profile; while the watch is new, waits for the first one
-    /// until [`crate::PROFILE_TIMEOUT`] after the watch started (so requests
-    /// to a new service see its routes, and a dead control plane costs each
-    /// new target that wait only once).
-    pub async fn initial(&self) -> Option<Arc<Profile>> {
-        match self.current() {
-            Some(p) => Some(p),
-            None => {
-                let left = crate::PROFILE_TIMEOUT.saturating_sub(self.created.elapsed());
-                if left.is_zero() {
-                    None
-                } else {
-                    self.first(left).await
-                }
-            }
+    /// until [`PROFILE_TIMEOUT`] after the watch started. So requests to a
+    /// new service see its routes, and a dead control plane costs each
+    /// target that wait only once, not once per connection or request.
+    pub(crate) async fn initial(&self) -> Option<Arc<P>> {
+        if let Some(p) = self.current() {
+            return Some(p);
         }
-    }
-
-    /// Waits up to `timeout` for the first profile.
-    pub async fn first(&self, timeout: Duration) -> Option<Arc<Profile>> {
+        let deadline = self.created + PROFILE_TIMEOUT;
+        if Instant::now() >= deadline {
+            return None;
+        }
         let mut rx = self.rx.clone();
         let wait = async {
             let _ = rx.wait_for(Option::is_some).await;
         };
-        let _ = tokio::time::timeout(timeout, wait).await;
+        let _ = tokio::time::timeout_at(deadline, wait).await;
         self.current()
     }
 }
 
 /// Profile streams by target.
-pub struct Profiles {
+pub(crate) struct Profiles<P> {
     client: DestinationClient<Channel>,
     context: String,
-    metrics: Arc<Registry>,
-    cache: Cache<String, ProfileWatch>,
+    convert: Convert<P>,
+    cache: Cache<String, ProfileWatch<P>>,
 }
 
-impl Profiles {
-    /// Lookups through `client`; unused targets are dropped after `idle`.
-    pub fn new(
+impl<P: Send + Sync + 'static> Profiles<P> {
+    /// Lookups through `client` with `context` as the context token;
+    /// answers become profiles with `convert`; unused targets are dropped
+    /// after `idle`.
+    pub(crate) fn new(
         client: DestinationClient<Channel>,
         context: String,
-        metrics: Arc<Registry>,
+        convert: Convert<P>,
         idle: Duration,
     ) -> Self {
         Profiles {
             client,
             context,
-            metrics,
-            cache: Cache::new(idle, 10_000),
+            convert,
+            cache: Cache::new(idle, MAX_TARGETS),
         }
     }
 
     /// The profile watch for `target` (`host:port`), starting its stream if needed.
-    pub fn watch(&self, target: &str) -> Arc<ProfileWatch> {
-        self.cache.get_or_insert_with(&target.to_string(), || {
+    pub(crate) fn watch(&self, target: &str) -> Arc<ProfileWatch<P>> {
+        self.cache.get_or_insert_with(target, || {
             let (tx, rx) = watch::channel(None);
             let task = tokio::spawn(stream(
                 self.client.clone(),
                 self.context.clone(),
                 target.to_string(),
-                self.metrics.clone(),
+                self.convert.clone(),
                 tx,
             ));
             Arc::new(ProfileWatch {
                 rx,
-                created: std::time::Instant::now(),
+                created: Instant::now(),
                 task: task.abort_handle(),
             })
         })
     }
 
     /// Drops watches unused for the idle timeout.
-    pub fn evict_idle(&self) {
+    pub(crate) fn evict_idle(&self) {
         self.cache.evict_idle();
     }
 }
 
 /// Runs GetProfile for `target`, publishing each answer; reconnects with
 /// backoff; stops when the name is rejected or the watch is dropped.
-async fn stream(
+async fn stream<P>(
     client: DestinationClient<Channel>,
     context: String,
     target: String,
-    metrics: Arc<Registry>,
-    tx: watch::Sender<Option<Arc<Profile>>>,
+    convert: Convert<P>,
+    tx: watch::Sender<Option<Arc<P>>>,
 ) {
     let open = || {
         let mut client = client.clone();
@@ -217,12 +135,65 @@ async fn stream(
         };
         async move { client.get_profile(req).await }
     };
-    let stopped = control::follow(&target, open, |p, _| {
-        tx.send_replace(Some(Arc::new(Profile::from_proto(p, &target, &metrics))));
+    let stopped = follow(&target, open, |event| {
+        if let Event::Message { msg, .. } = event {
+            tx.send_replace(Some(Arc::new(convert(msg, &target))));
+        }
         !tx.is_closed()
     })
     .await;
-    if let control::Stopped::Rejected(status) = stopped {
+    if let Stopped::Rejected(status) = stopped {
         tracing::debug!(%target, %status, "no profile for this target");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watch_for_test() -> (watch::Sender<Option<Arc<u32>>>, ProfileWatch<u32>) {
+        let (tx, rx) = watch::channel(None);
+        let task = tokio::spawn(std::future::pending::<()>());
+        let w = ProfileWatch {
+            rx,
+            created: Instant::now(),
+            task: task.abort_handle(),
+        };
+        (tx, w)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dead_control_plane_costs_the_wait_only_once() {
+        let (_tx, w) = watch_for_test();
+        let started = Instant::now();
+        assert!(w.initial().await.is_none());
+        assert_eq!(started.elapsed(), PROFILE_TIMEOUT);
+        // The next connection to the same target does not wait again.
+        let again = Instant::now();
+        assert!(w.initial().await.is_none());
+        assert_eq!(again.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn initial_returns_as_soon_as_the_profile_arrives() {
+        let (tx, w) = watch_for_test();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            tx.send_replace(Some(Arc::new(7)));
+            tx
+        });
+        let started = Instant::now();
+        assert_eq!(w.initial().await.as_deref(), Some(&7));
+        assert_eq!(started.elapsed(), Duration::from_millis(20));
+        assert_eq!(w.current().as_deref(), Some(&7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_later_watcher_waits_only_for_what_is_left() {
+        let (_tx, w) = watch_for_test();
+        tokio::time::advance(Duration::from_millis(400)).await;
+        let started = Instant::now();
+        assert!(w.initial().await.is_none());
+        assert_eq!(started.elapsed(), Duration::from_millis(100));
     }
 }

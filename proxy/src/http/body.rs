@@ -12,23 +12,23 @@ use http::{HeaderMap, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
-use crate::metrics::{Class, HttpMetrics, ResponseKey};
-use crate::routes::{grpc_status, Route, GRPC_FAILURES};
+use crate::http::classify::{grpc_status, is_failure_by_default, Classify};
+use crate::telemetry::metrics::{Class, HttpMetrics, ResponseKey};
 
 /// Records one response in metrics when its stream ends (or is dropped):
-/// in the endpoint's series and, for profile routes, the route's series,
-/// classified by the route's response classes.
-pub struct Recorder {
+/// in the endpoint's series and any other sinks (a route's series), with
+/// the classification the caller supplied, else the default one.
+pub(crate) struct Recorder {
     sinks: [Option<(Arc<HttpMetrics>, Duration)>; 3],
     status: StatusCode,
     grpc: bool,
     grpc_status: Option<u32>,
-    route: Option<Arc<Route>>,
+    classify: Option<Arc<dyn Classify>>,
 }
 
 impl Recorder {
     /// A recorder for a response with `status`, received after `latency`.
-    pub fn new(
+    pub(crate) fn new(
         metrics: Arc<HttpMetrics>,
         status: StatusCode,
         latency: Duration,
@@ -40,31 +40,28 @@ impl Recorder {
             status,
             grpc,
             grpc_status: grpc_status(headers),
-            route: None,
+            classify: None,
         }
     }
 
     /// Also records into `metrics`, with its own `latency`.
-    pub fn add_sink(&mut self, metrics: Arc<HttpMetrics>, latency: Duration) {
+    pub(crate) fn add_sink(&mut self, metrics: Arc<HttpMetrics>, latency: Duration) {
         if let Some(slot) = self.sinks.iter_mut().find(|s| s.is_none()) {
             *slot = Some((metrics, latency));
         }
     }
 
-    /// Classifies with `route`'s response classes.
-    pub fn classify_with(&mut self, route: Arc<Route>) {
-        self.route = Some(route);
+    /// Classifies with `classify` instead of the default rules.
+    pub(crate) fn classify_with(&mut self, classify: Arc<dyn Classify>) {
+        self.classify = Some(classify);
     }
 
     fn finish(self, error: &'static str) {
         let grpc_status = if self.grpc { self.grpc_status } else { None };
         let failed = !error.is_empty()
-            || match &self.route {
-                Some(r) => r.is_failure(self.status, grpc_status),
-                None => match grpc_status {
-                    Some(code) => GRPC_FAILURES.contains(&code),
-                    None => self.status.is_server_error(),
-                },
+            || match &self.classify {
+                Some(c) => c.is_failure(self.status, grpc_status),
+                None => is_failure_by_default(self.status, grpc_status),
             };
         let class = if failed {
             Class::Failure
@@ -84,7 +81,7 @@ impl Recorder {
 }
 
 /// A response body.
-pub enum ProxyBody {
+pub(crate) enum ResponseBody {
     /// The upstream response body, recorded when it ends.
     Upstream {
         /// The body.
@@ -96,28 +93,28 @@ pub enum ProxyBody {
     Local(Option<Bytes>),
 }
 
-impl ProxyBody {
+impl ResponseBody {
     /// A local body with `text`.
-    pub fn text(text: impl Into<Bytes>) -> Self {
-        ProxyBody::Local(Some(text.into()))
+    pub(crate) fn text(text: impl Into<Bytes>) -> Self {
+        ResponseBody::Local(Some(text.into()))
     }
 
     /// An empty body.
-    pub fn empty() -> Self {
-        ProxyBody::Local(None)
+    pub(crate) fn empty() -> Self {
+        ResponseBody::Local(None)
     }
 
     /// The recorder of an upstream response, if it has not finished yet.
-    pub fn recorder(&mut self) -> Option<&mut Recorder> {
+    pub(crate) fn recorder(&mut self) -> Option<&mut Recorder> {
         match self {
-            ProxyBody::Upstream { recorder, .. } => recorder.as_mut(),
-            ProxyBody::Local(_) => None,
+            ResponseBody::Upstream { recorder, .. } => recorder.as_mut(),
+            ResponseBody::Local(_) => None,
         }
     }
 
     /// Records the response now, as complete (a response the proxy discards,
     /// e.g. a failed attempt that is retried).
-    pub fn record_now(&mut self) {
+    pub(crate) fn record_now(&mut self) {
         if let Some(r) = self.recorder_take() {
             r.finish("");
         }
@@ -125,15 +122,15 @@ impl ProxyBody {
 
     fn recorder_take(&mut self) -> Option<Recorder> {
         match self {
-            ProxyBody::Upstream { recorder, .. } => recorder.take(),
-            ProxyBody::Local(_) => None,
+            ResponseBody::Upstream { recorder, .. } => recorder.take(),
+            ResponseBody::Local(_) => None,
         }
     }
 }
 
-impl Drop for ProxyBody {
+impl Drop for ResponseBody {
     fn drop(&mut self) {
-        if let ProxyBody::Upstream { recorder, .. } = self {
+        if let ResponseBody::Upstream { recorder, .. } = self {
             if let Some(r) = recorder.take() {
                 r.finish("stream closed early");
             }
@@ -141,7 +138,7 @@ impl Drop for ProxyBody {
     }
 }
 
-impl Body for ProxyBody {
+impl Body for ResponseBody {
     type Data = Bytes;
     type Error = hyper::Error;
 
@@ -150,8 +147,8 @@ impl Body for ProxyBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
-            ProxyBody::Local(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            ProxyBody::Upstream { inner, recorder } => {
+            ResponseBody::Local(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            ResponseBody::Upstream { inner, recorder } => {
                 let polled = Pin::new(&mut *inner).poll_frame(cx);
                 match &polled {
                     Poll::Ready(Some(Ok(frame))) => {
@@ -185,16 +182,16 @@ impl Body for ProxyBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            ProxyBody::Local(b) => b.is_none(),
-            ProxyBody::Upstream { inner, .. } => inner.is_end_stream(),
+            ResponseBody::Local(b) => b.is_none(),
+            ResponseBody::Upstream { inner, .. } => inner.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            ProxyBody::Local(Some(b)) => SizeHint::with_exact(b.len() as u64),
-            ProxyBody::Local(None) => SizeHint::with_exact(0),
-            ProxyBody::Upstream { inner, .. } => inner.size_hint(),
+            ResponseBody::Local(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            ResponseBody::Local(None) => SizeHint::with_exact(0),
+            ResponseBody::Upstream { inner, .. } => inner.size_hint(),
         }
     }
 }

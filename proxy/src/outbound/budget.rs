@@ -3,7 +3,9 @@
 //! always allowed. Counts live in a ring of time slots covering `ttl`.
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use linkerd2_proxy_api::destination as api;
 
@@ -22,7 +24,7 @@ struct Window {
 }
 
 /// A route's retry budget, shared by all requests to one service.
-pub struct RetryBudget {
+pub(crate) struct RetryBudget {
     ratio: f64,
     reserve: f64,
     slot_len: Duration,
@@ -32,7 +34,7 @@ pub struct RetryBudget {
 impl RetryBudget {
     /// Builds a budget; `None` for values the proxy treats as invalid
     /// (ratio outside 0..=1000, negative or over-long ttl).
-    pub fn from_proto(b: api::RetryBudget) -> Option<Self> {
+    pub(crate) fn from_proto(b: api::RetryBudget) -> Option<Self> {
         let ttl = Duration::try_from(b.ttl?).ok().filter(|t| !t.is_zero())?;
         if !(0.0..=1000.0).contains(&b.retry_ratio)
             || i32::try_from(b.min_retries_per_second).is_err()
@@ -47,7 +49,7 @@ impl RetryBudget {
     }
 
     /// A budget of `ratio` retries per request over `ttl`, plus `min_per_sec`.
-    pub fn new(ratio: f64, min_per_sec: u32, ttl: Duration) -> Self {
+    pub(crate) fn new(ratio: f64, min_per_sec: u32, ttl: Duration) -> Self {
         RetryBudget {
             ratio,
             reserve: f64::from(min_per_sec) * ttl.as_secs_f64(),
@@ -79,12 +81,12 @@ impl RetryBudget {
     }
 
     /// Records an original request.
-    pub fn deposit(&self) {
+    pub(crate) fn deposit(&self) {
         self.with_window(|w| w.slots[w.current].deposits += 1);
     }
 
     /// Takes a retry from the budget; `false` when none is left.
-    pub fn try_withdraw(&self) -> bool {
+    pub(crate) fn try_withdraw(&self) -> bool {
         self.with_window(|w| {
             let (d, r) = w
                 .slots

@@ -2,44 +2,42 @@
 //! ServiceProfile: each request is matched to a route, sent to a backend
 //! (the service itself, or a weighted `dst_overrides` split), bounded by the
 //! route's timeout and retried within the retry budget when the route is
-//! retryable. Route metrics (`route_*`) are recorded here.
+//! retryable (`retry.rs`). Route metrics (`route_*`) are recorded here.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use http::{Request, Response, Version};
-use hyper::body::Incoming;
+use tokio::time::Instant;
 
-use crate::balance::Balancer;
-use crate::body::ProxyBody;
-use crate::endpoint::Endpoint;
-use crate::errors::{is_grpc, ProxyError};
-use crate::http_proxy::{self, RouteAttempt};
-use crate::metrics::{Class, ResponseKey};
-use crate::profiles::{Profile, ProfileRoute, ProfileWatch};
-use crate::reqbody::{Buffered, RequestBody};
-use crate::routes::grpc_status;
-use crate::Shared;
-
-/// Request bodies up to this size are kept so the request can be retried.
-const MAX_RETRY_BODY: usize = 64 * 1024;
-
-/// Attempts per request at most, whatever the budget allows.
-const MAX_ATTEMPTS: usize = 10;
+use crate::balance::{Balancer, Endpoint};
+use crate::control::profiles::ProfileWatch;
+use crate::http::body::ResponseBody;
+use crate::http::errors::{is_grpc, ProxyError};
+use crate::http::request_body::RequestBody;
+use crate::outbound::attempt::send_plain;
+use crate::outbound::backends::Backends;
+use crate::outbound::profile::{MeteredRoute, Profile};
+use crate::outbound::retry;
+use crate::outbound::split::choose_backend;
+use crate::telemetry::metrics::{Class, ResponseKey};
 
 /// A logical service: its profile and its own balancer.
-pub struct Logical {
+pub(crate) struct LogicalService {
     /// `fqn:port`.
-    pub authority: String,
-    profile: Arc<ProfileWatch>,
+    pub(crate) authority: String,
+    profile: Arc<ProfileWatch<Profile>>,
     balancer: Arc<Balancer>,
 }
 
-impl Logical {
+impl LogicalService {
     /// A logical service for `authority`, routed by `profile`.
-    pub fn new(shared: &Arc<Shared>, authority: String, profile: Arc<ProfileWatch>) -> Self {
-        let balancer = shared.discovery.resolve(shared, &authority);
-        Logical {
+    pub(crate) fn new(
+        backends: &Backends,
+        authority: String,
+        profile: Arc<ProfileWatch<Profile>>,
+    ) -> Self {
+        let balancer = backends.service(&authority);
+        LogicalService {
             authority,
             profile,
             balancer,
@@ -47,104 +45,45 @@ impl Logical {
     }
 
     /// An endpoint of the service, for an opaque connection.
-    pub async fn endpoint(&self, shared: &Arc<Shared>) -> Option<Arc<Endpoint>> {
-        crate::outbound::pick(shared, &self.balancer).await.ok()
+    pub(crate) async fn endpoint(&self, backends: &Backends) -> Result<Arc<Endpoint>, ProxyError> {
+        backends.pick(&self.balancer).await
     }
 
     /// Routes and forwards one request.
-    pub async fn dispatch(
+    pub(crate) async fn dispatch(
         &self,
-        shared: &Arc<Shared>,
-        req: Request<Incoming>,
-    ) -> Response<ProxyBody> {
+        backends: &Backends,
+        req: Request<RequestBody>,
+    ) -> Response<ResponseBody> {
         let profile = self.profile.initial().await;
         let Some(profile) = profile.filter(|p| p.fqn.is_some()) else {
             // No profile (yet): straight to the service's balancer.
-            return match crate::outbound::pick(shared, &self.balancer).await {
-                Ok(ep) => forward_plain(&ep, req).await,
+            return match backends.pick(&self.balancer).await {
+                Ok(ep) => send_plain(&ep, req).await,
                 Err(e) => e.respond(is_grpc(&req), req.version()),
             };
         };
-        let pr = select_route(&profile, &req);
+        let route = profile.route_for(&req);
         let started = Instant::now();
-        pr.metrics.request();
+        route.metrics.request();
         let grpc = is_grpc(&req);
         let version = req.version();
-        let send = self.send(shared, &profile, pr, req);
-        let result = match pr.route.timeout {
+        let backend = || self.backend(backends, &profile);
+        let send = retry::send(&profile, route, req, backend);
+        let result = match route.route.timeout {
             Some(t) => tokio::time::timeout(t, send).await.map_err(|_| t),
             None => Ok(send.await),
         };
         match result {
             Ok(Ok(mut rsp)) => {
                 if let Some(r) = rsp.body_mut().recorder() {
-                    r.add_sink(pr.metrics.clone(), started.elapsed());
+                    r.add_sink(route.metrics.clone(), started.elapsed());
                 }
                 rsp
             }
-            Ok(Err(e)) => local_error(pr, e, grpc, version, started),
+            Ok(Err(e)) => local_error(route, e, grpc, version, started),
             // Dropping the attempt cancelled the backend request.
-            Err(t) => local_error(pr, ProxyError::RouteTimeout(t), grpc, version, started),
-        }
-    }
-
-    /// Sends the request once, or, on a retryable route with a budget and a
-    /// small enough body, as many times as failures and the budget allow.
-    async fn send(
-        &self,
-        shared: &Arc<Shared>,
-        profile: &Profile,
-        pr: &ProfileRoute,
-        req: Request<Incoming>,
-    ) -> Result<Response<ProxyBody>, ProxyError> {
-        let attempt = RouteAttempt {
-            actual: pr.actual.clone(),
-            route: pr.route.clone(),
-        };
-        let budget = profile.budget.as_ref().filter(|_| pr.route.retryable);
-        let Some(budget) = budget else {
-            let ep = self.backend(shared, profile).await?;
-            return Ok(forward(&ep, req.map(RequestBody::Streaming), Some(&attempt)).await);
-        };
-        budget.deposit();
-        let (parts, body) = req.into_parts();
-        let (data, trailers) = match RequestBody::buffer(body, MAX_RETRY_BODY).await {
-            Buffered::Complete(d, t) => (d, t),
-            Buffered::Streaming(body) => {
-                // Too large to keep: sent once, never retried.
-                let ep = self.backend(shared, profile).await?;
-                return Ok(forward(&ep, Request::from_parts(parts, body), Some(&attempt)).await);
-            }
-        };
-        let grpc = parts
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let mut req = Request::new(RequestBody::replay(&data, &trailers));
-            *req.method_mut() = parts.method.clone();
-            *req.uri_mut() = parts.uri.clone();
-            *req.version_mut() = parts.version;
-            *req.headers_mut() = parts.headers.clone();
-            let ep = self.backend(shared, profile).await?;
-            let mut rsp = forward(&ep, req, Some(&attempt)).await;
-            let code = if grpc {
-                grpc_status(rsp.headers())
-            } else {
-                None
-            };
-            if !pr.route.is_failure(rsp.status(), code) || attempts >= MAX_ATTEMPTS {
-                return Ok(rsp);
-            }
-            if !budget.try_withdraw() {
-                pr.metrics.retry(true);
-                return Ok(rsp);
-            }
-            pr.metrics.retry(false);
-            // The failed attempt is counted (route_actual_*) and discarded.
-            rsp.body_mut().record_now();
+            Err(t) => local_error(route, ProxyError::RouteTimeout(t), grpc, version, started),
         }
     }
 
@@ -152,67 +91,28 @@ impl Logical {
     /// weight, or from the service itself.
     async fn backend(
         &self,
-        shared: &Arc<Shared>,
+        backends: &Backends,
         profile: &Profile,
     ) -> Result<Arc<Endpoint>, ProxyError> {
-        let total: u64 = profile.overrides.iter().map(|(_, w)| u64::from(*w)).sum();
-        if total == 0 {
-            return crate::outbound::pick(shared, &self.balancer).await;
-        }
-        let mut n = fastrand::u64(..total);
-        for (authority, w) in &profile.overrides {
-            if n < u64::from(*w) {
-                let b = if *authority == self.authority {
-                    self.balancer.clone()
-                } else {
-                    shared.discovery.resolve(shared, authority)
-                };
-                return crate::outbound::pick(shared, &b).await;
+        match choose_backend(&profile.overrides) {
+            Some(authority) if authority != self.authority => {
+                backends.pick(&backends.service(authority)).await
             }
-            n -= u64::from(*w);
+            _ => backends.pick(&self.balancer).await,
         }
-        crate::outbound::pick(shared, &self.balancer).await
     }
-}
-
-fn select_route<'p, B>(profile: &'p Profile, req: &Request<B>) -> &'p ProfileRoute {
-    let (method, path) = (req.method(), req.uri().path());
-    profile
-        .routes
-        .iter()
-        .find(|pr| pr.route.matches(method, path))
-        .unwrap_or(&profile.default_route)
-}
-
-async fn forward(
-    ep: &Arc<Endpoint>,
-    req: Request<RequestBody>,
-    attempt: Option<&RouteAttempt>,
-) -> Response<ProxyBody> {
-    match &ep.http_metrics {
-        Some(m) => http_proxy::forward(ep, req, m, attempt).await,
-        // Outbound endpoints always have request series; inbound ones never come here.
-        None => ProxyError::Upstream(ep.addr, "not an outbound endpoint".into())
-            .respond(false, req.version()),
-    }
-}
-
-/// Forwards a request with no profile route to an outbound endpoint.
-pub async fn forward_plain(ep: &Arc<Endpoint>, req: Request<Incoming>) -> Response<ProxyBody> {
-    forward(ep, req.map(RequestBody::Streaming), None).await
 }
 
 fn local_error(
-    pr: &ProfileRoute,
+    route: &MeteredRoute,
     e: ProxyError,
     grpc: bool,
     version: Version,
     started: Instant,
-) -> Response<ProxyBody> {
+) -> Response<ResponseBody> {
     let rsp = e.respond(grpc, version);
-    let status = rsp.status().as_u16();
     let key = ResponseKey {
-        status,
+        status: rsp.status().as_u16(),
         grpc_status: grpc
             .then(|| {
                 rsp.headers()
@@ -227,6 +127,6 @@ fn local_error(
             ""
         },
     };
-    pr.metrics.response(key, started.elapsed());
+    route.metrics.response(key, started.elapsed());
     rsp
 }

@@ -5,183 +5,205 @@
 //! authority of each request (`l5d-dst-override`, else `:authority`/Host).
 //! Named targets go through discovery and the balancer; addresses are
 //! forwarded to as they are.
+//!
+//! Files: `target` finds what a connection or request goes to; `backends`
+//! picks endpoints (discovery, DNS fallback, addresses); `logical` serves a
+//! service with a ServiceProfile (`profile`, `routes`, `split`, `retry`,
+//! `budget`); `attempt` sends one request to one endpoint.
 
-use std::net::{IpAddr, SocketAddr};
+mod attempt;
+mod backends;
+mod budget;
+mod logical;
+mod profile;
+mod retry;
+mod routes;
+mod split;
+mod target;
+
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{Request, Response};
-use hyper::body::Incoming;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::balance::{Balancer, Resolution};
-use crate::body::ProxyBody;
-use crate::detect::{self, Detected, Protocol};
+pub(crate) use backends::Backends;
+pub(crate) use profile::Profile;
+pub(crate) use target::{ProfileLookups, Resolver};
+
+use crate::balance::{Endpoint, OpaqueConn};
+use crate::config::{Config, PortSet};
 use crate::drain::Drain;
-use crate::endpoint::{Direction, Endpoint, EndpointMeta};
-use crate::errors::{is_grpc, ProxyError};
-use crate::io::{CountingIo, PrefixedIo};
-use crate::logical::Logical;
-use crate::metrics::Labels;
-use crate::orig_dst::original_dst;
-use crate::{http_proxy, tcp, Shared};
+use crate::http::body::ResponseBody;
+use crate::http::errors::{describe, is_grpc, ProxyError};
+use crate::http::headers::request_authority;
+use crate::http::request_body::RequestBody;
+use crate::http::serve::{self, ServeLimits};
+use crate::telemetry::metrics::{Labels, Registry};
+use crate::transport::detect::{self, Detected, FirstSpeaker, Protocol, CLIENT_QUIET};
+use crate::transport::io::{CountingIo, PrefixedIo};
+use crate::transport::listen::{accept_loop, AcceptLimit};
+use crate::transport::orig_dst::original_dst;
+use crate::transport::splice::splice;
+use attempt::send_plain;
+use target::Target;
+
+/// What the outbound side needs: its resolver, metrics and settings.
+pub(crate) struct Outbound {
+    resolver: Resolver,
+    metrics: Arc<Registry>,
+    opaque_ports: PortSet,
+    detect_timeout: Duration,
+    limits: ServeLimits,
+}
+
+impl Outbound {
+    /// The outbound side over `resolver`.
+    pub(crate) fn new(resolver: Resolver, metrics: Arc<Registry>, config: &Config) -> Self {
+        Outbound {
+            resolver,
+            metrics,
+            opaque_ports: config.outbound_opaque_ports.clone(),
+            detect_timeout: config.outbound_detect_timeout,
+            limits: ServeLimits::from_config(config),
+        }
+    }
+
+    /// Drops cached state unused for the idle timeout.
+    pub(crate) fn evict_idle(&self) {
+        self.resolver.evict_idle();
+    }
+}
 
 /// Accepts outbound connections until the proxy drains.
-pub async fn serve(shared: Arc<Shared>, listener: TcpListener, drain: Drain) {
-    crate::listen::accept_loop(listener, drain, "outbound", |stream, _peer, drain| {
-        handle(shared.clone(), stream, drain)
-    })
+pub(crate) async fn serve(
+    outbound: Arc<Outbound>,
+    listener: TcpListener,
+    limit: AcceptLimit,
+    drain: Drain,
+) {
+    accept_loop(
+        listener,
+        drain,
+        "outbound",
+        limit,
+        |stream, _peer, drain| handle(outbound.clone(), stream, drain),
+    )
     .await;
 }
 
-/// Where an outbound connection's traffic goes.
-#[derive(Clone)]
-enum Route {
-    /// A logical service: balance over its endpoints.
-    Balance(Arc<Balancer>),
-    /// One address.
-    Forward(Arc<Endpoint>),
-    /// A logical service with a ServiceProfile: routes, retries, timeouts, split.
-    Logical(Arc<Logical>),
-    /// Per request, by HTTP authority (universal mode).
-    ByAuthority,
-}
-
-async fn handle(shared: Arc<Shared>, stream: TcpStream, drain: Drain) {
+async fn handle(this: Arc<Outbound>, stream: TcpStream, drain: Drain) {
     let _ = stream.set_nodelay(true);
     let Ok(local) = stream.local_addr() else {
         return;
     };
     let orig = original_dst(&stream);
-    let target = orig.unwrap_or(local);
+    let target_addr = orig.unwrap_or(local);
+    tracing::Span::current().record("target", tracing::field::display(target_addr));
     let labels = Labels::new()
         .with("direction", "outbound")
         .with("peer", "src")
-        .with_target(target)
+        .with_target(target_addr)
         .with("tls", "no_identity")
         .with("no_tls_reason", "loopback");
-    let mut io = CountingIo::new(stream, shared.metrics.tcp(labels));
-    let cfg = &shared.config;
+    let mut io = CountingIo::new(stream, this.metrics.tcp(labels));
 
-    let (route, opaque_profile) = match orig {
-        Some(dst) => route_for_addr(&shared, dst).await,
-        None => (Route::ByAuthority, false),
+    let (target, opaque_profile) = match orig {
+        Some(dst) => match this.resolver.for_original_dst(dst).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::info!(error = %describe(&e), "refusing connection");
+                return;
+            }
+        },
+        None => (Target::PerRequest, false),
     };
 
-    let opaque_port =
-        opaque_profile || orig.is_some_and(|d| cfg.outbound_opaque_ports.contains(d.port()));
-    let (proto, prefix) = if opaque_port {
-        (Protocol::Opaque, bytes::Bytes::new())
+    let opaque_port = opaque_profile || orig.is_some_and(|d| this.opaque_ports.contains(d.port()));
+    if opaque_port {
+        return splice_to(&this, &target, io, None).await;
+    }
+    let detected = if orig.is_some() {
+        let connect = || async { connect_opaque(&this, &target).await.ok() };
+        detect::detect_or_server_first(&mut io, this.detect_timeout, CLIENT_QUIET, connect).await
     } else {
-        match detect::detect(&mut io, cfg.outbound_detect_timeout).await {
-            Ok(Detected::Protocol(p, b)) => (p, b),
-            // Outbound, a detection timeout continues as opaque.
-            Ok(Detected::Timeout(b)) => (Protocol::Opaque, b),
-            Ok(Detected::Closed) | Err(_) => return,
+        detect::detect(&mut io, this.detect_timeout)
+            .await
+            .map(|d| FirstSpeaker::Client(d, None))
+    };
+    let (proto, prefix, server) = match detected {
+        Ok(FirstSpeaker::Server(server, from_server)) => {
+            tracing::debug!("the server spoke first; forwarding opaque");
+            splice(io, PrefixedIo::new(from_server, server)).await;
+            return;
         }
+        Ok(FirstSpeaker::Client(Detected::Protocol(p, b), server)) => (p, b, server),
+        // Outbound, a detection timeout continues as opaque.
+        Ok(FirstSpeaker::Client(Detected::Timeout(b), server)) => (Protocol::Opaque, b, server),
+        Ok(FirstSpeaker::Client(Detected::Closed, _)) | Err(_) => return,
     };
     let io = PrefixedIo::new(prefix, io);
-
     match proto {
         Protocol::Http1 | Protocol::Http2 => {
-            let shared2 = shared.clone();
-            http_proxy::serve(io, proto, &shared.config, drain, move |req| {
-                let shared = shared2.clone();
-                let route = route.clone();
-                async move { proxy_request(&shared, route, req).await }
+            drop(server);
+            let this2 = this.clone();
+            serve::serve(io, proto, this.limits, drain, move |req| {
+                let this = this2.clone();
+                let target = target.clone();
+                async move { proxy_request(&this, target, req).await }
             })
             .await;
         }
-        Protocol::Opaque => {
-            let ep = match route {
-                Route::Forward(ep) => Some(ep),
-                Route::Logical(l) => l.endpoint(&shared).await,
-                Route::Balance(b) => match b.resolved(cfg.outbound_failfast_timeout).await {
-                    Resolution::Ready => b.pick(),
-                    _ => None,
-                },
-                Route::ByAuthority => {
-                    tracing::debug!(%local, "opaque connection with no original destination; closing");
-                    None
-                }
-            };
-            let Some(ep) = ep else { return };
-            match ep.connect_opaque().await {
-                Ok(server) => tcp::splice(io, server).await,
-                Err(e) => tracing::info!(addr = %ep.addr, error = %e, "opaque connect failed"),
+        Protocol::Opaque => splice_to(&this, &target, io, server).await,
+    }
+}
+
+/// An endpoint of `target` for opaque traffic.
+async fn opaque_endpoint(this: &Outbound, target: &Target) -> Result<Arc<Endpoint>, ProxyError> {
+    let backends = this.resolver.backends();
+    match target {
+        Target::Address(ep) => Ok(ep.clone()),
+        Target::Logical(l) => l.endpoint(backends).await,
+        Target::Service(b) => backends.pick(b).await,
+        Target::PerRequest => Err(ProxyError::NoAuthority),
+    }
+}
+
+async fn connect_opaque(this: &Outbound, target: &Target) -> Result<OpaqueConn, ProxyError> {
+    let ep = opaque_endpoint(this, target).await?;
+    ep.connect_opaque()
+        .await
+        .map_err(|source| ProxyError::Connect {
+            addr: ep.addr,
+            source,
+        })
+}
+
+/// Splices `io` to `target` over `server`, or a new connection.
+async fn splice_to<I>(this: &Outbound, target: &Target, io: I, server: Option<OpaqueConn>)
+where
+    I: AsyncRead + AsyncWrite + Unpin,
+{
+    let server = match server {
+        Some(s) => s,
+        None => match connect_opaque(this, target).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::info!(error = %describe(&e), "opaque connection failed");
+                return;
             }
-        }
-    }
-}
-
-/// The route for a redirected connection to `dst`: the service behind it if
-/// discovery knows one (GetProfile), else `dst` itself; and whether the
-/// profile marks it opaque.
-async fn route_for_addr(shared: &Arc<Shared>, dst: SocketAddr) -> (Route, bool) {
-    if shared.config.profile_lookup_for(dst.ip()) {
-        let target = dst.to_string();
-        let watch = shared.profiles.watch(&target);
-        if let Some(p) = watch.first(crate::PROFILE_TIMEOUT).await {
-            if let Some(fqn) = &p.fqn {
-                let authority = format!("{fqn}:{}", dst.port());
-                let logical = shared.logicals.get_or_insert_with(&target, || {
-                    Arc::new(Logical::new(shared, authority, watch.clone()))
-                });
-                return (Route::Logical(logical), p.opaque);
-            }
-            if let Some((addr, meta)) = &p.endpoint {
-                return (
-                    Route::Forward(forward_endpoint(shared, *addr, meta.clone())),
-                    p.opaque,
-                );
-            }
-        }
-    }
-    (
-        Route::Forward(forward_endpoint(shared, dst, EndpointMeta::default())),
-        false,
-    )
-}
-
-/// A cached endpoint for traffic sent to an address rather than a service.
-fn forward_endpoint(shared: &Arc<Shared>, addr: SocketAddr, meta: EndpointMeta) -> Arc<Endpoint> {
-    let ep = shared.forwards.get_or_insert_with(&addr, || {
-        Endpoint::new(shared, Direction::Outbound, addr, meta.clone(), None)
-    });
-    if ep.meta == meta {
-        ep
-    } else {
-        Endpoint::new(shared, Direction::Outbound, addr, meta, None)
-    }
-}
-
-/// Splits `host:port` (port 80 when absent).
-fn split_authority(authority: &str) -> Result<(String, u16), ProxyError> {
-    let bad = || ProxyError::BadAuthority(authority.to_string());
-    let a: http::uri::Authority = authority.parse().map_err(|_| bad())?;
-    let host = a.host().trim_start_matches('[').trim_end_matches(']');
-    let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
-    if host.is_empty() {
-        return Err(bad());
-    }
-    Ok((host, a.port_u16().unwrap_or(80)))
-}
-
-/// Whether `addr` is one of this proxy's own listeners.
-fn is_self(shared: &Shared, addr: SocketAddr) -> bool {
-    shared.listen_addrs.iter().any(|l| {
-        l.port() == addr.port()
-            && (l.ip() == addr.ip()
-                || (l.ip().is_unspecified()
-                    && (addr.ip().is_loopback() || addr.ip().is_unspecified())))
-    })
+        },
+    };
+    splice(io, server).await;
 }
 
 /// Routes and forwards one request.
 async fn proxy_request(
-    shared: &Arc<Shared>,
-    route: Route,
-    mut req: Request<Incoming>,
-) -> Response<ProxyBody> {
+    this: &Outbound,
+    target: Target,
+    mut req: Request<RequestBody>,
+) -> Response<ResponseBody> {
     let grpc = is_grpc(&req);
     let version = req.version();
     // The override header is for this proxy only; never forward it.
@@ -189,104 +211,28 @@ async fn proxy_request(
         .headers_mut()
         .remove("l5d-dst-override")
         .and_then(|v| v.to_str().ok().map(str::to_string));
-    let route = match route {
-        Route::ByAuthority => {
-            let authority = override_authority.or_else(|| http_proxy::request_authority(&req));
+    let target = match target {
+        Target::PerRequest => {
+            let authority = override_authority.or_else(|| request_authority(&req));
             match authority
                 .ok_or(ProxyError::NoAuthority)
-                .and_then(|a: String| route_for_authority(shared, &a))
+                .and_then(|a| this.resolver.for_authority(&a))
             {
-                Ok(r) => r,
+                Ok(t) => t,
                 Err(e) => return e.respond(grpc, version),
             }
         }
-        r => r,
+        t => t,
     };
-    let ep = match route {
-        Route::Forward(ep) => ep,
-        Route::Balance(b) => match pick(shared, &b).await {
+    let backends = this.resolver.backends();
+    let ep = match target {
+        Target::Address(ep) => ep,
+        Target::Service(b) => match backends.pick(&b).await {
             Ok(ep) => ep,
             Err(e) => return e.respond(grpc, version),
         },
-        Route::Logical(l) => return l.dispatch(shared, req).await,
-        Route::ByAuthority => return ProxyError::NoAuthority.respond(grpc, version),
+        Target::Logical(l) => return l.dispatch(backends, req).await,
+        Target::PerRequest => return ProxyError::NoAuthority.respond(grpc, version),
     };
-    crate::logical::forward_plain(&ep, req).await
-}
-
-/// The route for an authority named by a request.
-fn route_for_authority(shared: &Arc<Shared>, authority: &str) -> Result<Route, ProxyError> {
-    let (host, port) = split_authority(authority)?;
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        let addr = SocketAddr::new(ip, port);
-        if is_self(shared, addr) {
-            return Err(ProxyError::Loop(addr));
-        }
-        return Ok(Route::Forward(forward_endpoint(
-            shared,
-            addr,
-            EndpointMeta::default(),
-        )));
-    }
-    let authority = format!("{host}:{port}");
-    if shared.config.profile_lookup_for_name(&host) {
-        let logical = shared.logicals.get_or_insert_with(&authority, || {
-            let watch = shared.profiles.watch(&authority);
-            Arc::new(Logical::new(shared, authority.clone(), watch))
-        });
-        return Ok(Route::Logical(logical));
-    }
-    Ok(Route::Balance(shared.discovery.resolve(shared, &authority)))
-}
-
-/// Picks an endpoint of a service, waiting for discovery's first answer.
-/// A name discovery does not know is resolved with DNS instead.
-pub(crate) async fn pick(
-    shared: &Arc<Shared>,
-    b: &Arc<Balancer>,
-) -> Result<Arc<Endpoint>, ProxyError> {
-    match b.resolved(shared.config.outbound_failfast_timeout).await {
-        Resolution::Ready => b
-            .pick()
-            .ok_or_else(|| ProxyError::NoEndpoints(b.authority().to_string())),
-        Resolution::NoEndpoints { exists: true } => {
-            Err(ProxyError::NoEndpoints(b.authority().to_string()))
-        }
-        Resolution::NoEndpoints { exists: false } | Resolution::Rejected(_) => {
-            let addr = tokio::net::lookup_host(b.authority())
-                .await
-                .map_err(|e| ProxyError::Unresolvable(b.authority().to_string(), e.to_string()))?
-                .next()
-                .ok_or_else(|| {
-                    ProxyError::Unresolvable(b.authority().to_string(), "no addresses".into())
-                })?;
-            if is_self(shared, addr) {
-                return Err(ProxyError::Loop(addr));
-            }
-            Ok(forward_endpoint(shared, addr, EndpointMeta::default()))
-        }
-        Resolution::Pending => Err(ProxyError::Unresolved(b.authority().to_string())),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn authorities() {
-        assert_eq!(
-            split_authority("web.default.svc.cluster.local").ok(),
-            Some(("web.default.svc.cluster.local".to_string(), 80))
-        );
-        assert_eq!(
-            split_authority("Web.Default.svc.cluster.local.:8080").ok(),
-            Some(("web.default.svc.cluster.local".to_string(), 8080))
-        );
-        assert_eq!(
-            split_authority("[::1]:9000").ok(),
-            Some(("::1".to_string(), 9000))
-        );
-        assert!(split_authority("bad host:x").is_err());
-    }
+    send_plain(&ep, req).await
 }

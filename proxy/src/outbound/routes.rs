@@ -1,21 +1,23 @@
 //! ServiceProfile routes as the proxy uses them: request matching, response
 //! classes, timeouts and retryability, converted from a `DestinationProfile`
-//! with linkerd2-proxy's rules (`shared/reference/proxy-api.md` §3.3):
+//! with linkerd2-proxy's rules (summarised in `docs/proxy-api.md`):
 //! path regexes are anchored; an invalid match is dropped (and a route whose
 //! top-level condition is invalid is dropped); a status range needs both
 //! bounds; an empty `all`/`any` response match is invalid.
 
 use std::time::Duration;
 
-use http::{HeaderMap, Method, StatusCode};
+use http::{Method, StatusCode};
 use linkerd2_proxy_api::destination as api;
 // regex-lite: route paths are short, and its matcher keeps no per-regex DFA
 // caches (with `regex`, a 20-route profile raised VmHWM by ~1 MiB).
 use regex_lite::Regex;
 
+use crate::http::classify::{is_failure_by_default, Classify};
+
 /// A request condition.
 #[derive(Clone, Debug)]
-pub enum RequestMatch {
+pub(crate) enum RequestMatch {
     /// Every child matches.
     All(Vec<RequestMatch>),
     /// Some child matches.
@@ -30,7 +32,7 @@ pub enum RequestMatch {
 
 impl RequestMatch {
     /// Converts a proto match; `None` when it is invalid.
-    pub fn from_proto(m: api::RequestMatch) -> Option<Self> {
+    pub(crate) fn from_proto(m: api::RequestMatch) -> Option<Self> {
         use api::request_match::Match;
         Some(match m.r#match? {
             Match::All(seq) => RequestMatch::All(
@@ -61,7 +63,7 @@ impl RequestMatch {
     }
 
     /// Whether a request with `method` and `path` matches.
-    pub fn matches(&self, method: &Method, path: &str) -> bool {
+    pub(crate) fn matches(&self, method: &Method, path: &str) -> bool {
         match self {
             RequestMatch::All(ms) => ms.iter().all(|m| m.matches(method, path)),
             RequestMatch::Any(ms) => ms.iter().any(|m| m.matches(method, path)),
@@ -74,7 +76,7 @@ impl RequestMatch {
 
 /// A response condition.
 #[derive(Clone, Debug)]
-pub enum ResponseMatch {
+pub(crate) enum ResponseMatch {
     /// Every child matches.
     All(Vec<ResponseMatch>),
     /// Some child matches.
@@ -87,7 +89,7 @@ pub enum ResponseMatch {
 
 impl ResponseMatch {
     /// Converts a proto match; `None` when it is invalid.
-    pub fn from_proto(m: api::ResponseMatch) -> Option<Self> {
+    pub(crate) fn from_proto(m: api::ResponseMatch) -> Option<Self> {
         use api::response_match::Match;
         let seq = |s: api::response_match::Seq| -> Option<Vec<ResponseMatch>> {
             let v: Vec<_> = s.matches.into_iter().filter_map(Self::from_proto).collect();
@@ -118,41 +120,23 @@ impl ResponseMatch {
     }
 }
 
-/// gRPC status codes that are failures by default: UNKNOWN, DEADLINE_EXCEEDED,
-/// PERMISSION_DENIED, INTERNAL, UNAVAILABLE, DATA_LOSS.
-pub const GRPC_FAILURES: [u32; 6] = [2, 4, 7, 13, 14, 15];
-
-/// Reads `grpc-status` from headers or trailers.
-pub fn grpc_status(headers: &HeaderMap) -> Option<u32> {
-    headers
-        .get("grpc-status")?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
 /// One ServiceProfile route.
 #[derive(Clone, Debug)]
-pub struct Route {
-    /// The route name (`metrics_labels["route"]`), empty for the default route.
-    pub name: String,
+pub(crate) struct Route {
     /// Metric labels, exported as `rt_<key>`.
-    pub labels: Vec<(String, String)>,
+    pub(crate) labels: Vec<(String, String)>,
     condition: Option<RequestMatch>,
     classes: Vec<(ResponseMatch, bool)>,
     /// Failed requests on this route may be retried (within the budget).
-    pub retryable: bool,
+    pub(crate) retryable: bool,
     /// Deadline for the whole request, retries included.
-    pub timeout: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
 }
 
 impl Route {
     /// The route requests fall into when no profile route matches.
-    pub fn default_route() -> Self {
+    pub(crate) fn default_route() -> Self {
         Route {
-            name: String::new(),
             labels: Vec::new(),
             condition: None,
             classes: Vec::new(),
@@ -162,7 +146,7 @@ impl Route {
     }
 
     /// Converts a proto route; `None` when its condition is invalid.
-    pub fn from_proto(r: api::Route) -> Option<Self> {
+    pub(crate) fn from_proto(r: api::Route) -> Option<Self> {
         let condition = RequestMatch::from_proto(r.condition?)?;
         let classes = r
             .response_classes
@@ -171,17 +155,11 @@ impl Route {
             .collect();
         let mut labels: Vec<(String, String)> = r.metrics_labels.into_iter().collect();
         labels.sort();
-        let name = labels
-            .iter()
-            .find(|(k, _)| k == "route")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
         let timeout = r
             .timeout
             .and_then(|t| Duration::try_from(t).ok())
             .filter(|t| !t.is_zero());
         Some(Route {
-            name,
             labels,
             condition: Some(condition),
             classes,
@@ -191,7 +169,7 @@ impl Route {
     }
 
     /// Whether a request with `method` and `path` is on this route.
-    pub fn matches(&self, method: &Method, path: &str) -> bool {
+    pub(crate) fn matches(&self, method: &Method, path: &str) -> bool {
         self.condition
             .as_ref()
             .is_some_and(|c| c.matches(method, path))
@@ -199,34 +177,34 @@ impl Route {
 
     /// Whether a response is a failure: the first matching response class
     /// decides; otherwise the gRPC status (if any), else 5xx.
-    pub fn is_failure(&self, status: StatusCode, grpc: Option<u32>) -> bool {
+    pub(crate) fn is_failure(&self, status: StatusCode, grpc: Option<u32>) -> bool {
         if let Some((_, failure)) = self.classes.iter().find(|(m, _)| m.matches(status)) {
             return *failure;
         }
-        match grpc {
-            Some(code) => GRPC_FAILURES.contains(&code),
-            None => status.is_server_error(),
-        }
+        is_failure_by_default(status, grpc)
     }
 }
 
-/// The first route matching a request, else the default route.
-pub fn select<'r>(
-    routes: &'r [Route],
-    default: &'r Route,
-    method: &Method,
-    path: &str,
-) -> &'r Route {
-    routes
-        .iter()
-        .find(|r| r.matches(method, path))
-        .unwrap_or(default)
+impl Classify for Route {
+    fn is_failure(&self, status: StatusCode, grpc: Option<u32>) -> bool {
+        Route::is_failure(self, status, grpc)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use api::{request_match::Match as Rm, response_match::Match as Sm};
+
+    /// The `route` label of the first route matching, else "".
+    fn select(routes: &[Route], method: &Method, path: &str) -> String {
+        routes
+            .iter()
+            .find(|r| r.matches(method, path))
+            .and_then(|r| r.labels.iter().find(|(k, _)| k == "route"))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
 
     fn path(re: &str) -> api::RequestMatch {
         api::RequestMatch {
@@ -263,17 +241,9 @@ mod tests {
         .filter_map(Route::from_proto)
         .collect();
         assert_eq!(routes.len(), 2, "the invalid route is dropped");
-        let d = Route::default_route();
-        assert_eq!(
-            select(&routes, &d, &Method::GET, "/books/7").name,
-            "GET /books/{id}"
-        );
-        assert_eq!(select(&routes, &d, &Method::POST, "/books/7").name, "books");
-        assert_eq!(
-            select(&routes, &d, &Method::GET, "/x/books/7").name,
-            "",
-            "anchored"
-        );
+        assert_eq!(select(&routes, &Method::GET, "/books/7"), "GET /books/{id}");
+        assert_eq!(select(&routes, &Method::POST, "/books/7"), "books");
+        assert_eq!(select(&routes, &Method::GET, "/x/books/7"), "", "anchored");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Latency bucket upper bounds in milliseconds (`linkerd/metrics/src/latency.rs`).
-pub const LATENCY_BUCKETS_MS: [u64; 25] = [
+pub(crate) const LATENCY_BUCKETS_MS: [u64; 25] = [
     1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500, 1000, 2000, 3000, 4000, 5000,
     10000, 20000, 30000, 40000, 50000,
 ];
@@ -26,16 +26,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Builds a Prometheus label string such as `direction="outbound",authority="a:80"`.
 #[derive(Default, Clone)]
-pub struct Labels(String);
+pub(crate) struct Labels(String);
 
 impl Labels {
     /// Starts an empty label set.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Labels(String::new())
     }
 
     /// Adds `key="value"`, escaping the value.
-    pub fn with(mut self, key: &str, value: &str) -> Self {
+    pub(crate) fn with(mut self, key: &str, value: &str) -> Self {
         if !self.0.is_empty() {
             self.0.push(',');
         }
@@ -54,21 +54,21 @@ impl Labels {
     }
 
     /// Adds `target_addr`, `target_ip` and `target_port`.
-    pub fn with_target(self, addr: std::net::SocketAddr) -> Self {
+    pub(crate) fn with_target(self, addr: std::net::SocketAddr) -> Self {
         self.with("target_addr", &addr.to_string())
             .with("target_ip", &addr.ip().to_string())
             .with("target_port", &addr.port().to_string())
     }
 
     /// The rendered labels.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
 
 /// Whether a response counts as a success.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Class {
+pub(crate) enum Class {
     /// Success.
     Success,
     /// Failure.
@@ -86,15 +86,15 @@ impl Class {
 
 /// How one response ended, as metrics see it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ResponseKey {
+pub(crate) struct ResponseKey {
     /// HTTP status.
-    pub status: u16,
+    pub(crate) status: u16,
     /// gRPC status, for gRPC responses.
-    pub grpc_status: Option<u32>,
+    pub(crate) grpc_status: Option<u32>,
     /// Success or failure.
-    pub class: Class,
+    pub(crate) class: Class,
     /// A stream error, e.g. `"stream reset"`; empty when none.
-    pub error: &'static str,
+    pub(crate) error: &'static str,
 }
 
 #[derive(Default)]
@@ -137,7 +137,7 @@ struct Responses {
 }
 
 /// The HTTP request/response series of one endpoint (one label set).
-pub struct HttpMetrics {
+pub(crate) struct HttpMetrics {
     family: Family,
     labels: Labels,
     requests: AtomicU64,
@@ -150,7 +150,7 @@ pub struct HttpMetrics {
 
 /// Which families a series of requests and responses is exported under.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Family {
+pub(crate) enum Family {
     /// `request_total`, `response_total`, `response_latency_ms` (per endpoint).
     Endpoint,
     /// `route_request_total`, ... (per ServiceProfile route, once per request).
@@ -173,13 +173,13 @@ impl Family {
 
 impl HttpMetrics {
     /// Counts a request whose stream started.
-    pub fn request(&self) {
+    pub(crate) fn request(&self) {
         self.requests.fetch_add(1, Relaxed);
         self.touch();
     }
 
     /// Counts a finished response and its latency (time to response headers).
-    pub fn response(&self, key: ResponseKey, latency: Duration) {
+    pub(crate) fn response(&self, key: ResponseKey, latency: Duration) {
         let mut r = lock(&self.responses);
         match r.totals.iter_mut().find(|(k, _)| *k == key) {
             Some((_, n)) => *n += 1,
@@ -198,7 +198,7 @@ impl HttpMetrics {
     }
 
     /// Counts a retry (`route_retryable_total`), or one skipped for lack of budget.
-    pub fn retry(&self, skipped: bool) {
+    pub(crate) fn retry(&self, skipped: bool) {
         let c = if skipped {
             &self.retries_skipped
         } else {
@@ -214,7 +214,7 @@ impl HttpMetrics {
 }
 
 /// The TCP series of one connection label set.
-pub struct TcpMetrics {
+pub(crate) struct TcpMetrics {
     labels: Labels,
     opened: AtomicU64,
     open: AtomicI64,
@@ -227,14 +227,14 @@ pub struct TcpMetrics {
 
 impl TcpMetrics {
     /// Counts an opened connection.
-    pub fn opened(&self) {
+    pub(crate) fn opened(&self) {
         self.opened.fetch_add(1, Relaxed);
         self.open.fetch_add(1, Relaxed);
         self.touch();
     }
 
     /// Counts a closed connection, with the errno of its failure if any.
-    pub fn closed(&self, errno: Option<i32>) {
+    pub(crate) fn closed(&self, errno: Option<i32>) {
         self.open.fetch_sub(1, Relaxed);
         let mut c = lock(&self.closes);
         match c.iter_mut().find(|(e, _)| *e == errno) {
@@ -246,14 +246,14 @@ impl TcpMetrics {
     }
 
     /// Counts bytes read from the peer.
-    pub fn read(&self, n: u64) {
+    pub(crate) fn read(&self, n: u64) {
         if n > 0 {
             self.read.fetch_add(n, Relaxed);
         }
     }
 
     /// Counts bytes written to the peer.
-    pub fn wrote(&self, n: u64) {
+    pub(crate) fn wrote(&self, n: u64) {
         self.written.fetch_add(n, Relaxed);
     }
 
@@ -273,29 +273,31 @@ struct IdentityMetrics {
 }
 
 /// All metric series of the process.
-pub struct Registry {
+pub(crate) struct Registry {
     identity: IdentityMetrics,
     epoch: Instant,
     retain_idle: Duration,
     http: Mutex<HashMap<(Family, String), Arc<HttpMetrics>>>,
     tcp: Mutex<HashMap<String, Arc<TcpMetrics>>>,
+    refused: Mutex<Vec<(&'static str, Arc<AtomicU64>)>>,
 }
 
 impl Registry {
     /// An empty registry that drops unheld series idle for `retain_idle`.
-    pub fn new(retain_idle: Duration) -> Arc<Self> {
+    pub(crate) fn new(retain_idle: Duration) -> Arc<Self> {
         Arc::new(Registry {
             identity: IdentityMetrics::default(),
             epoch: Instant::now(),
             retain_idle,
             http: Mutex::default(),
             tcp: Mutex::default(),
+            refused: Mutex::default(),
         })
     }
 
     /// Records a Certify round: on success, the new certificate's expiry
     /// (UNIX seconds) and the refresh time.
-    pub fn identity_refreshed(&self, ok: bool, expiry_unix: f64) {
+    pub(crate) fn identity_refreshed(&self, ok: bool, expiry_unix: f64) {
         let id = &self.identity;
         id.enabled.store(true, Relaxed);
         if ok {
@@ -338,12 +340,12 @@ impl Registry {
     }
 
     /// The endpoint HTTP series for `labels`, created on first use.
-    pub fn http(&self, labels: Labels) -> Arc<HttpMetrics> {
+    pub(crate) fn http(&self, labels: Labels) -> Arc<HttpMetrics> {
         self.family(Family::Endpoint, labels)
     }
 
     /// The series of `family` for `labels`, created on first use.
-    pub fn family(&self, family: Family, labels: Labels) -> Arc<HttpMetrics> {
+    pub(crate) fn family(&self, family: Family, labels: Labels) -> Arc<HttpMetrics> {
         let mut map = lock(&self.http);
         map.entry((family, labels.0.clone()))
             .or_insert_with(|| {
@@ -362,7 +364,7 @@ impl Registry {
     }
 
     /// The TCP series for `labels`, created on first use.
-    pub fn tcp(&self, labels: Labels) -> Arc<TcpMetrics> {
+    pub(crate) fn tcp(&self, labels: Labels) -> Arc<TcpMetrics> {
         let mut map = lock(&self.tcp);
         map.entry(labels.0.clone())
             .or_insert_with(|| {
@@ -380,15 +382,45 @@ impl Registry {
             .clone()
     }
 
+    /// The counter of connections `direction`'s listener closed at accept
+    /// because it was at its connection limit
+    /// (`tcp_accept_refused_total{direction, reason="connection_limit"}`,
+    /// a wisp metric).
+    pub(crate) fn refused_connections(&self, direction: &'static str) -> Arc<AtomicU64> {
+        let mut refused = lock(&self.refused);
+        if let Some((_, c)) = refused.iter().find(|(d, _)| *d == direction) {
+            return c.clone();
+        }
+        let c = Arc::new(AtomicU64::new(0));
+        refused.push((direction, c.clone()));
+        c
+    }
+
+    fn render_refused(&self, out: &mut String) {
+        let refused = lock(&self.refused);
+        if refused.is_empty() {
+            return;
+        }
+        out.push_str("# HELP tcp_accept_refused_total Connections closed at accept because the listener was at its connection limit.\n# TYPE tcp_accept_refused_total counter\n");
+        for (direction, c) in refused.iter() {
+            let _ = writeln!(
+                out,
+                "tcp_accept_refused_total{{direction=\"{direction}\",reason=\"connection_limit\"}} {}",
+                c.load(Relaxed)
+            );
+        }
+    }
+
     /// Renders every family in the Prometheus text format.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::with_capacity(16 * 1024);
         let now = self.epoch.elapsed().as_secs();
         let retain = self.retain_idle.as_secs();
         self.render_http(&mut out, now, retain);
         self.render_tcp(&mut out, now, retain);
         self.render_identity(&mut out);
-        crate::process_metrics::render(&mut out);
+        self.render_refused(&mut out);
+        crate::telemetry::process::render(&mut out);
         out
     }
 
@@ -540,7 +572,7 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 }
 
 /// The symbolic name of an errno, as Linkerd labels abnormal closes.
-pub fn errno_name(errno: i32) -> String {
+pub(crate) fn errno_name(errno: i32) -> String {
     let name = match errno {
         1 => "EPERM",
         4 => "EINTR",

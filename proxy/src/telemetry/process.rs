@@ -1,10 +1,10 @@
-//! `process_*` metrics read from `/proc/self` at scrape time.
+//! `process_*` metrics read from `/proc/self` at scrape time (through
+//! `wisp_common::procfs`, which takes the clock tick rate from the OS).
 
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Clock ticks per second; Linux reports 100 on every supported platform.
-const CLK_TCK: f64 = 100.0;
+use wisp_common::procfs;
 
 fn gauge(out: &mut String, name: &str, kind: &str, help: &str, value: f64) {
     let _ = writeln!(
@@ -14,7 +14,7 @@ fn gauge(out: &mut String, name: &str, kind: &str, help: &str, value: f64) {
 }
 
 /// Appends the process families to `out`; whatever `/proc` cannot tell is left out.
-pub fn render(out: &mut String) {
+pub(crate) fn render(out: &mut String) {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
@@ -26,107 +26,65 @@ pub fn render(out: &mut String) {
         "System clock time.",
         now,
     );
-    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
-        // Fields after the parenthesised command name; utime is field 14.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<f64>().ok());
-        if let (Some(u), Some(s)) = (field(14), field(15)) {
-            gauge(
-                out,
-                "process_cpu_seconds_total",
-                "counter",
-                "Total user and system CPU time spent in seconds.",
-                (u + s) / CLK_TCK,
-            );
-        }
-        if let Some(t) = field(20) {
-            gauge(
-                out,
-                "process_threads",
-                "gauge",
-                "Number of OS threads in the process.",
-                t,
-            );
-        }
-        if let Some(v) = field(23) {
-            gauge(
-                out,
-                "process_virtual_memory_bytes",
-                "gauge",
-                "Virtual memory size in bytes.",
-                v,
-            );
-        }
-        if let Some(start_ticks) = field(22) {
-            let boot = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("btime "))
-                    .and_then(|v| v.trim().parse::<f64>().ok())
-            });
-            if let Some(boot) = boot {
-                let start = boot + start_ticks / CLK_TCK;
-                gauge(
-                    out,
-                    "process_start_time_seconds",
-                    "gauge",
-                    "Start time of the process since unix epoch in seconds.",
-                    start,
-                );
-                gauge(
-                    out,
-                    "process_uptime_seconds_total",
-                    "counter",
-                    "Total time since the process started (in seconds)",
-                    (now - start).max(0.0),
-                );
-            }
-        }
-    }
-    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
-        let kib = |key: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(key))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse::<f64>().ok())
-        };
-        if let Some(rss) = kib("VmRSS:") {
-            gauge(
-                out,
-                "process_resident_memory_bytes",
-                "gauge",
-                "Resident memory size in bytes.",
-                rss * 1024.0,
-            );
-        }
-    }
-    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
-        gauge(
-            out,
+    let p = procfs::process_stats(procfs::Process::Current);
+    let families: [(&str, &str, &str, Option<f64>); 6] = [
+        (
+            "process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent in seconds.",
+            p.cpu_seconds,
+        ),
+        (
+            "process_threads",
+            "gauge",
+            "Number of OS threads in the process.",
+            p.threads.map(|t| t as f64),
+        ),
+        (
+            "process_virtual_memory_bytes",
+            "gauge",
+            "Virtual memory size in bytes.",
+            p.virtual_memory_bytes.map(|v| v as f64),
+        ),
+        (
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            p.resident_memory_bytes.map(|v| v as f64),
+        ),
+        (
             "process_open_fds",
             "gauge",
             "Number of open file descriptors.",
-            dir.count() as f64,
-        );
-    }
-    if let Ok(limits) = std::fs::read_to_string("/proc/self/limits") {
-        let max = limits
-            .lines()
-            .find(|l| l.starts_with("Max open files"))
-            .and_then(|l| l.split_whitespace().nth(3))
-            .and_then(|v| v.parse::<f64>().ok());
-        if let Some(max) = max {
-            gauge(
-                out,
-                "process_max_fds",
-                "gauge",
-                "Maximum number of open file descriptors.",
-                max,
-            );
+            p.open_fds.map(|v| v as f64),
+        ),
+        (
+            "process_max_fds",
+            "gauge",
+            "Maximum number of open file descriptors.",
+            p.max_fds.map(|v| v as f64),
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        if let Some(v) = value {
+            gauge(out, name, kind, help, v);
         }
+    }
+    if let Some(start) = p.start_time_seconds {
+        gauge(
+            out,
+            "process_start_time_seconds",
+            "gauge",
+            "Start time of the process since unix epoch in seconds.",
+            start,
+        );
+        gauge(
+            out,
+            "process_uptime_seconds_total",
+            "counter",
+            "Total time since the process started (in seconds)",
+            (now - start).max(0.0),
+        );
     }
     let _ = writeln!(
         out,

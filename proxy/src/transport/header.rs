@@ -9,14 +9,14 @@ use prost::Message;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// The preface that starts a transport header.
-pub const PREFACE: &[u8] = b"transport.l5d.io/v1\r\n\r\n";
+pub(crate) const PREFACE: &[u8] = b"transport.l5d.io/v1\r\n\r\n";
 
 /// Headers longer than this are refused.
 const MAX_LEN: u32 = 64 * 1024;
 
 /// `transport.l5d.io.Header`.
 #[derive(Clone, PartialEq, Message)]
-pub struct Header {
+pub(crate) struct Header {
     /// The port the connection is really for.
     #[prost(int32, tag = "1")]
     pub port: i32,
@@ -30,7 +30,7 @@ pub struct Header {
 
 /// `transport.l5d.io.SessionProtocol`.
 #[derive(Clone, PartialEq, Message)]
-pub struct SessionProtocol {
+pub(crate) struct SessionProtocol {
     /// Which HTTP version.
     #[prost(oneof = "Kind", tags = "1, 2")]
     pub kind: Option<Kind>,
@@ -38,7 +38,7 @@ pub struct SessionProtocol {
 
 /// The session protocol's variants.
 #[derive(Clone, PartialEq, prost::Oneof)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// HTTP/1.
     #[prost(message, tag = "1")]
     Http1(Empty),
@@ -49,11 +49,11 @@ pub enum Kind {
 
 /// An empty message.
 #[derive(Clone, Copy, PartialEq, Message)]
-pub struct Empty {}
+pub(crate) struct Empty {}
 
 /// The session protocol a header announces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Session {
+pub(crate) enum Session {
     /// HTTP/1.x requests follow.
     Http1,
     /// HTTP/2 follows.
@@ -100,7 +100,7 @@ impl Header {
 
 /// Why a transport header could not be read.
 #[derive(Debug, thiserror::Error)]
-pub enum ReadError {
+pub(crate) enum ReadError {
     /// The stream does not start with the preface.
     #[error("no transport header")]
     Missing,
@@ -116,7 +116,9 @@ pub enum ReadError {
 ///
 /// Returns the header and any bytes that followed it. On `Missing`, the
 /// bytes read are returned with the error so the caller can replay them.
-pub async fn read<T: AsyncRead + Unpin>(io: &mut T) -> Result<(Header, Bytes), (ReadError, Bytes)> {
+pub(crate) async fn read<T: AsyncRead + Unpin>(
+    io: &mut T,
+) -> Result<(Header, Bytes), (ReadError, Bytes)> {
     let mut buf = BytesMut::with_capacity(PREFACE.len() + 4);
     while buf.len() < PREFACE.len() + 4 {
         match io.read_buf(&mut buf).await {

@@ -12,10 +12,10 @@ use std::task::{Context, Poll};
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::metrics::TcpMetrics;
+use crate::telemetry::metrics::TcpMetrics;
 
 /// A stream with bytes already read from it put back in front.
-pub struct PrefixedIo<T> {
+pub(crate) struct PrefixedIo<T> {
     prefix: Bytes,
     inner: T,
 }
@@ -69,7 +69,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for PrefixedIo<T> {
 ///
 /// Opening is counted on construction, closing (with the errno of the
 /// first I/O error, if any) on drop.
-pub struct CountingIo<T> {
+pub(crate) struct CountingIo<T> {
     inner: T,
     metrics: Arc<TcpMetrics>,
     errno: Option<i32>,
@@ -84,11 +84,6 @@ impl<T> CountingIo<T> {
             metrics,
             errno: None,
         }
-    }
-
-    /// The wrapped stream.
-    pub fn get_ref(&self) -> &T {
-        &self.inner
     }
 
     fn note<R>(&mut self, r: &io::Result<R>) {

@@ -9,7 +9,7 @@ use tokio::net::TcpStream;
 /// Returns `None` when the connection was not redirected (the kernel has no
 /// NAT record for it) or the original destination is the local address
 /// itself: the client connected to the proxy directly.
-pub fn original_dst(stream: &TcpStream) -> Option<SocketAddr> {
+pub(crate) fn original_dst(stream: &TcpStream) -> Option<SocketAddr> {
     let local = stream.local_addr().ok()?;
     let sock = socket2::SockRef::from(stream);
     let addr = match local {

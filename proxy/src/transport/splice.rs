@@ -8,7 +8,7 @@ const BUF: usize = 8 * 1024;
 /// Copies bytes between `client` and `server` until both sides are done.
 /// When one side finishes sending, the other side's write half is shut down
 /// (half-close), and the copy in the other direction goes on.
-pub async fn splice<C, S>(mut client: C, mut server: S)
+pub(crate) async fn splice<C, S>(mut client: C, mut server: S)
 where
     C: AsyncRead + AsyncWrite + Unpin,
     S: AsyncRead + AsyncWrite + Unpin,

@@ -15,56 +15,38 @@ use bytes::{Bytes, BytesMut};
 use rustls::client::WebPkiServerVerifier;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
-use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::identity::CertStore;
+use crate::transport::cert_store::CertStore;
 
 /// ALPN protocol of direct connections carrying a transport header.
-pub const TRANSPORT_ALPN: &[u8] = b"transport.l5d.io/v1";
+pub(crate) const TRANSPORT_ALPN: &[u8] = b"transport.l5d.io/v1";
 
 /// A TLS handshake record is at most this long (16 KiB plus header and slack).
 const MAX_HELLO: usize = 16 * 1024 + 5 + 256;
-
-/// Parses a PEM bundle of trust anchors.
-pub fn parse_trust_anchors(pem: &str) -> Result<RootCertStore, String> {
-    let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-        let cert = cert.map_err(|e| format!("invalid PEM: {e}"))?;
-        roots
-            .add(cert)
-            .map_err(|e| format!("invalid certificate: {e}"))?;
-    }
-    if roots.is_empty() {
-        return Err("no certificates".into());
-    }
-    Ok(roots)
-}
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// The TLS configurations of a proxy with an identity.
-pub struct MeshTls {
+pub(crate) struct MeshTls {
     /// Our identity (TLS server name).
-    pub local_name: String,
+    pub(crate) local_name: String,
     /// Client config for meshed endpoints and the control plane (no ALPN).
-    pub client: Arc<ClientConfig>,
+    pub(crate) client: Arc<ClientConfig>,
     /// Client config offering the transport-header ALPN (direct connections).
-    pub client_transport: Arc<ClientConfig>,
+    pub(crate) client_transport: Arc<ClientConfig>,
     /// Client config for gRPC to the control plane (ALPN h2).
-    pub client_h2: Arc<ClientConfig>,
+    pub(crate) client_h2: Arc<ClientConfig>,
     /// Server config for inbound mTLS.
-    pub server: Arc<ServerConfig>,
-    /// Our certificate, renewed by the identity task.
-    pub store: Arc<CertStore>,
+    pub(crate) server: Arc<ServerConfig>,
 }
 
 impl MeshTls {
     /// Builds the configurations for `local_name`, trusting `roots`.
-    pub fn new(
+    pub(crate) fn new(
         local_name: String,
         roots: RootCertStore,
         store: Arc<CertStore>,
@@ -100,14 +82,13 @@ impl MeshTls {
             client_transport: client(vec![TRANSPORT_ALPN.to_vec()])?,
             client_h2: client(vec![b"h2".to_vec()])?,
             server: Arc::new(server),
-            store,
         })
     }
 }
 
 /// What the first bytes of an inbound connection are.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Hello {
+pub(crate) enum Hello {
     /// Not a TLS handshake.
     NotTls,
     /// A TLS ClientHello, with its SNI if any.
@@ -116,7 +97,7 @@ pub enum Hello {
 
 /// Reads the start of a connection and tells whether it is a TLS
 /// ClientHello (and for whom). The bytes read are returned for replay.
-pub async fn read_client_hello<T: AsyncRead + Unpin>(
+pub(crate) async fn read_client_hello<T: AsyncRead + Unpin>(
     io: &mut T,
     timeout: Duration,
 ) -> io::Result<(Hello, Bytes)> {
@@ -169,7 +150,7 @@ pub async fn read_client_hello<T: AsyncRead + Unpin>(
 }
 
 /// The DNS identity in a peer's leaf certificate.
-pub fn peer_identity(certs: Option<&[CertificateDer<'_>]>) -> Option<String> {
+pub(crate) fn peer_identity(certs: Option<&[CertificateDer<'_>]>) -> Option<String> {
     let leaf = certs?.first()?;
     let cert = webpki::EndEntityCert::try_from(leaf).ok()?;
     let name = cert.valid_dns_names().next().map(str::to_string);
