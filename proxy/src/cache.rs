@@ -7,7 +7,6 @@
 
 use std::borrow::Borrow;
 use std::hash::Hash;
-use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
 use lru::LruCache;
@@ -18,15 +17,18 @@ use tokio::time::{Duration, Instant};
 pub(crate) struct Cache<K: Hash + Eq, V> {
     map: Mutex<LruCache<K, (Arc<V>, Instant)>>,
     idle: Duration,
+    capacity: usize,
 }
 
 impl<K: Eq + Hash + Clone, V> Cache<K, V> {
     /// An empty cache of at most `capacity` (at least one) entries.
     pub(crate) fn new(idle: Duration, capacity: usize) -> Self {
-        let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
+        // `LruCache::new(n)` would allocate room for `n` entries up front;
+        // the map grows with use instead, and the bound is enforced here.
         Cache {
-            map: Mutex::new(LruCache::new(capacity)),
+            map: Mutex::new(LruCache::unbounded()),
             idle,
+            capacity: capacity.max(1),
         }
     }
 
@@ -44,6 +46,9 @@ impl<K: Eq + Hash + Clone, V> Cache<K, V> {
         if let Some((v, used)) = map.get_mut(key) {
             *used = now;
             return v.clone();
+        }
+        if map.len() >= self.capacity {
+            map.pop_lru();
         }
         let v = make();
         map.push(key.to_owned(), (v.clone(), now));

@@ -14,7 +14,6 @@
 //! answer replaces them.
 
 use std::net::SocketAddr;
-use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -62,9 +61,7 @@ impl Discovery {
             context,
             endpoints,
             cache: Cache::new(idle_timeout, MAX_AUTHORITIES),
-            remembered: Mutex::new(LruCache::new(
-                NonZeroUsize::new(MAX_REMEMBERED).unwrap_or(NonZeroUsize::MIN),
-            )),
+            remembered: Mutex::new(LruCache::unbounded()),
         }
     }
 
@@ -101,6 +98,9 @@ impl Discovery {
             for (authority, balancer) in evicted {
                 let endpoints = balancer.snapshot();
                 if !endpoints.is_empty() {
+                    if remembered.len() >= MAX_REMEMBERED && !remembered.contains(&authority) {
+                        remembered.pop_lru();
+                    }
                     remembered.put(authority, endpoints);
                 }
             }
