@@ -1,5 +1,10 @@
-//! The admin server (4191): `/metrics`, `/ready`, `/live`, `/shutdown`.
+//! The admin server (4191): `/metrics`, `/ready`, `/live`, `/shutdown`, and
+//! `/config.json`, what the proxy knows right now (identity, listeners,
+//! services with their endpoints and load, profiles, address endpoints,
+//! the app endpoints). `/shutdown` and `/config.json` answer only loopback
+//! clients.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -8,10 +13,14 @@ use http::{header, Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
+use crate::balance::EndpointState;
 use crate::drain::Drain;
 use crate::http::body::ResponseBody;
 use crate::http::request_body::RequestBody;
 use crate::http::serve::{self, ServeLimits};
+use crate::inbound::Inbound;
+use crate::outbound::{Outbound, OutboundState};
+use crate::tap::Taps;
 use crate::telemetry::metrics::Registry;
 use crate::transport::cert_store::CertStore;
 use crate::transport::detect::Protocol;
@@ -24,6 +33,8 @@ const MAX_ADMIN_CONNECTIONS: usize = 1_000;
 pub(crate) struct Admin {
     /// The series `/metrics` renders.
     pub(crate) metrics: Arc<Registry>,
+    /// The taps, whose counters `/metrics` renders too.
+    pub(crate) taps: Arc<Taps>,
     /// The certificate store `/ready` waits for; `None` with identity disabled.
     pub(crate) certificate: Option<Arc<CertStore>>,
     /// Whether `POST /shutdown` is allowed.
@@ -32,6 +43,32 @@ pub(crate) struct Admin {
     pub(crate) limits: ServeLimits,
     /// Where a permitted `/shutdown` is signalled.
     pub(crate) shutdown: mpsc::Sender<()>,
+    /// The outbound side, for `/config.json`.
+    pub(crate) outbound: Arc<Outbound>,
+    /// The inbound side, for `/config.json`.
+    pub(crate) inbound: Arc<Inbound>,
+    /// This proxy's identity, when enabled.
+    pub(crate) identity: Option<String>,
+    /// The listeners, by name.
+    pub(crate) listeners: Vec<(&'static str, SocketAddr)>,
+}
+
+/// The `/config.json` document.
+#[derive(serde::Serialize)]
+struct Dump {
+    identity: Option<IdentityState>,
+    ready: bool,
+    listeners: BTreeMap<&'static str, String>,
+    outbound: OutboundState,
+    inbound: Vec<EndpointState>,
+    taps: usize,
+}
+
+/// The proxy's identity and certificate.
+#[derive(serde::Serialize)]
+struct IdentityState {
+    name: String,
+    certificate_expiry_unix: Option<f64>,
 }
 
 impl Admin {
@@ -72,10 +109,44 @@ fn text(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
     r
 }
 
+fn config_json(admin: &Admin) -> Response<ResponseBody> {
+    let dump = Dump {
+        identity: admin.identity.as_ref().map(|name| IdentityState {
+            name: name.clone(),
+            certificate_expiry_unix: admin.metrics.identity_expiry(),
+        }),
+        ready: admin.is_ready(),
+        listeners: admin
+            .listeners
+            .iter()
+            .map(|(n, a)| (*n, a.to_string()))
+            .collect(),
+        outbound: admin.outbound.state(),
+        inbound: admin.inbound.state(),
+        taps: admin.taps.open(),
+    };
+    match serde_json::to_string_pretty(&dump) {
+        Ok(body) => {
+            let mut r = Response::new(ResponseBody::text(body));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/json"),
+            );
+            r
+        }
+        Err(_) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot render the state\n",
+        ),
+    }
+}
+
 fn respond(admin: &Admin, peer: SocketAddr, req: Request<RequestBody>) -> Response<ResponseBody> {
     match req.uri().path() {
         "/metrics" => {
-            let mut r = Response::new(ResponseBody::text(admin.metrics.render()));
+            let mut text = admin.metrics.render();
+            admin.taps.render_metrics(&mut text);
+            let mut r = Response::new(ResponseBody::text(text));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
                 header::HeaderValue::from_static("text/plain; version=0.0.4"),
@@ -85,6 +156,11 @@ fn respond(admin: &Admin, peer: SocketAddr, req: Request<RequestBody>) -> Respon
         "/ready" if admin.is_ready() => text(StatusCode::OK, "ready\n"),
         "/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
         "/live" => text(StatusCode::OK, "live\n"),
+        "/config.json" if !peer.ip().to_canonical().is_loopback() => text(
+            StatusCode::FORBIDDEN,
+            "config.json is only served to localhost\n",
+        ),
+        "/config.json" => config_json(admin),
         "/shutdown" => {
             if req.method() != Method::POST {
                 text(StatusCode::METHOD_NOT_ALLOWED, "shutdown requires POST\n")

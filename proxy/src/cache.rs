@@ -72,6 +72,14 @@ impl<K: Eq + Hash + Clone, V> Cache<K, V> {
         evicted
     }
 
+    /// Every entry, most recently used first (without marking them used).
+    pub(crate) fn entries(&self) -> Vec<(K, Arc<V>)> {
+        self.map
+            .lock()
+            .map(|m| m.iter().map(|(k, (v, _))| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
+    }
+
     /// How many entries are held.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {

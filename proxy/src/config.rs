@@ -41,6 +41,9 @@ pub struct Config {
     /// Control listener (4190, tap): never bound yet, but its port is one
     /// of the proxy's own and so never a forwarding target.
     pub control_addr: SocketAddr,
+    /// The tap service's identity: with it set, the control listener
+    /// serves the Tap API (`LINKERD2_PROXY_TAP_SVC_NAME`).
+    pub tap_svc_name: Option<String>,
     /// Connections each listener serves at once; more are closed at accept
     /// and counted (`WISP_PROXY_MAX_CONNECTIONS_PER_LISTENER`).
     pub max_connections_per_listener: usize,
@@ -426,6 +429,9 @@ impl Config {
             inbound_addr: env.addr("LINKERD2_PROXY_INBOUND_LISTEN_ADDR", "0.0.0.0:4143")?,
             admin_addr: env.addr("LINKERD2_PROXY_ADMIN_LISTEN_ADDR", "127.0.0.1:4191")?,
             control_addr: env.addr("LINKERD2_PROXY_CONTROL_LISTEN_ADDR", "0.0.0.0:4190")?,
+            tap_svc_name: env
+                .get("LINKERD2_PROXY_TAP_SVC_NAME")
+                .map(|s| s.trim().to_string()),
             max_connections_per_listener: env
                 .number("WISP_PROXY_MAX_CONNECTIONS_PER_LISTENER", 20_000usize)?
                 .max(1),

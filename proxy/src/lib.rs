@@ -29,6 +29,7 @@ pub(crate) mod drain;
 pub(crate) mod http;
 pub(crate) mod inbound;
 pub(crate) mod outbound;
+pub(crate) mod tap;
 pub(crate) mod telemetry;
 pub(crate) mod transport;
 
@@ -54,6 +55,7 @@ use crate::control::profiles::Profiles;
 use crate::http::serve::ServeLimits;
 use crate::inbound::Inbound;
 use crate::outbound::{Backends, Outbound, Profile, ProfileLookups, Resolver};
+use crate::tap::Taps;
 use crate::telemetry::metrics::Registry;
 use crate::transport::cert_store::CertStore;
 use crate::transport::listen::{AcceptLimit, OwnAddrs};
@@ -98,6 +100,9 @@ pub struct Listeners {
     pub inbound: TcpListener,
     /// Outbound (4140), one per configured address.
     pub outbound: Vec<TcpListener>,
+    /// Control (4190): the Tap API; bound only when
+    /// `LINKERD2_PROXY_TAP_SVC_NAME` is set.
+    pub control: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -109,17 +114,42 @@ impl Listeners {
         for addr in &config.outbound_addrs {
             outbound.push(bind(*addr, "LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR").await?);
         }
+        let control = match config.tap_svc_name {
+            Some(_) => Some(bind(config.control_addr, "LINKERD2_PROXY_CONTROL_LISTEN_ADDR").await?),
+            None => None,
+        };
         Ok(Listeners {
             admin,
             inbound,
             outbound,
+            control,
         })
+    }
+
+    /// The bound addresses, by listener name.
+    fn named(&self) -> Vec<(&'static str, SocketAddr)> {
+        let mut named = Vec::new();
+        let mut add = |name, l: &TcpListener| {
+            if let Ok(a) = l.local_addr() {
+                named.push((name, a));
+            }
+        };
+        add("admin", &self.admin);
+        add("inbound", &self.inbound);
+        for l in &self.outbound {
+            add("outbound", l);
+        }
+        if let Some(l) = &self.control {
+            add("control", l);
+        }
+        named
     }
 
     fn addrs(&self) -> Vec<SocketAddr> {
         std::iter::once(&self.admin)
             .chain(std::iter::once(&self.inbound))
             .chain(&self.outbound)
+            .chain(&self.control)
             .filter_map(|l| l.local_addr().ok())
             .collect()
     }
@@ -224,11 +254,18 @@ pub async fn run_with(
         ProfileLookups::from_config(&config),
         idle,
     );
-    let outbound = Arc::new(Outbound::new(resolver, metrics.clone(), &config));
+    let taps = Taps::new();
+    let outbound = Arc::new(Outbound::new(
+        resolver,
+        metrics.clone(),
+        taps.clone(),
+        &config,
+    ));
     let inbound = Arc::new(Inbound::new(
         &config,
         endpoints,
         metrics.clone(),
+        taps.clone(),
         tls.clone(),
         own,
     ));
@@ -238,11 +275,24 @@ pub async fn run_with(
     let admin = Arc::new(Admin {
         metrics: metrics.clone(),
         certificate: certificate.clone(),
+        taps: taps.clone(),
         shutdown_enabled: config.shutdown_endpoint_enabled,
         limits: ServeLimits::from_config(&config),
         shutdown: shutdown_tx,
+        outbound: outbound.clone(),
+        inbound: inbound.clone(),
+        identity: config.identity.as_ref().map(|i| i.local_name.clone()),
+        listeners: listeners.named(),
     });
     tokio::spawn(admin::serve(admin, listeners.admin, drain.clone()));
+    if let (Some(listener), Some(tap_identity)) = (listeners.control, &config.tap_svc_name) {
+        let control = Arc::new(tap::server::Control {
+            taps,
+            tls: tls.clone(),
+            tap_identity: tap_identity.clone(),
+        });
+        tokio::spawn(tap::server::serve(control, listener, drain.clone()));
+    }
     // As upstream: traffic is served only once the proxy has its certificate.
     let max_connections = config.max_connections_per_listener;
     tokio::spawn({

@@ -201,6 +201,25 @@ impl EndpointFactory {
     }
 }
 
+/// What is known about an endpoint right now (the admin dump).
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct EndpointState {
+    /// The endpoint's address.
+    pub(crate) addr: String,
+    /// Its TLS identity, if meshed.
+    pub(crate) identity: Option<String>,
+    /// Its labels from discovery.
+    pub(crate) labels: std::collections::BTreeMap<String, String>,
+    /// Whether HTTP/1 travels to it as HTTP/2.
+    pub(crate) h2: bool,
+    /// The peer proxy's inbound port, for a transport header.
+    pub(crate) opaque_transport_port: Option<u16>,
+    /// Requests in flight.
+    pub(crate) pending: u32,
+    /// The peak-EWMA latency estimate now, milliseconds.
+    pub(crate) ewma_ms: f64,
+}
+
 /// An endpoint with its load, its connections and its metrics.
 pub(crate) struct Endpoint {
     /// The workload's address (what discovery named).
@@ -291,6 +310,36 @@ impl Endpoint {
             .await
             .map_err(PoolError::Connect)?;
         Ok(OpaqueConn::new(io, permit))
+    }
+
+    /// What is known about the endpoint at `now`.
+    pub(crate) fn state(&self, now: Instant) -> EndpointState {
+        EndpointState {
+            addr: self.addr.to_string(),
+            identity: self.meta.identity.clone(),
+            labels: self.meta.labels.iter().cloned().collect(),
+            h2: self.meta.h2_hint,
+            opaque_transport_port: self.meta.opaque_transport_port,
+            pending: self.pending.load(Relaxed),
+            ewma_ms: self.ewma.lock().map(|e| e.decayed(now)).unwrap_or_default() / 1e6,
+        }
+    }
+
+    /// The labels taps show for this endpoint: what discovery said about it
+    /// and how it is secured.
+    pub(crate) fn tap_labels(&self) -> Vec<(String, String)> {
+        let mut labels = self.meta.labels.clone();
+        match &self.tls {
+            TlsMode::Mesh { identity, .. } => {
+                labels.push(("tls".into(), "true".into()));
+                labels.push(("server_id".into(), identity.to_str().into_owned()));
+            }
+            TlsMode::NoIdentity => {
+                labels.push(("tls".into(), "not_provided_by_service_discovery".into()))
+            }
+            TlsMode::Disabled => labels.push(("tls".into(), "disabled".into())),
+        }
+        labels
     }
 
     #[cfg(test)]

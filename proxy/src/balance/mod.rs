@@ -22,7 +22,7 @@ use tokio::time::Instant;
 pub(crate) use connect::OpaqueConn;
 #[cfg(test)]
 pub(crate) use endpoint::test_factory;
-pub(crate) use endpoint::{Endpoint, EndpointFactory, EndpointMeta};
+pub(crate) use endpoint::{Endpoint, EndpointFactory, EndpointMeta, EndpointState};
 pub(crate) use pool::{PoolError, SendError};
 
 /// What discovery has said about the service so far.
@@ -39,6 +39,20 @@ pub(crate) enum Resolution {
     },
     /// Discovery refused the name (InvalidArgument): it will never resolve.
     Rejected(String),
+}
+
+/// What a balancer knows right now (the admin dump).
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct BalancerState {
+    /// The service.
+    pub(crate) authority: String,
+    /// Discovery's answer so far: `pending`, `ready`, `no_endpoints`,
+    /// `not_found` or `rejected`.
+    pub(crate) resolution: &'static str,
+    /// The endpoints are remembered ones discovery has not confirmed.
+    pub(crate) stale: bool,
+    /// The endpoints.
+    pub(crate) endpoints: Vec<EndpointState>,
 }
 
 /// One service's endpoints and their balancer.
@@ -136,6 +150,27 @@ impl Balancer {
             .lock()
             .map(|e| e.iter().map(|e| (e.addr, e.meta.clone())).collect())
             .unwrap_or_default()
+    }
+
+    /// What the balancer knows right now.
+    pub(crate) fn state(&self) -> BalancerState {
+        let now = Instant::now();
+        BalancerState {
+            authority: self.authority.clone(),
+            resolution: match &*self.state.borrow() {
+                Resolution::Pending => "pending",
+                Resolution::Ready => "ready",
+                Resolution::NoEndpoints { exists: true } => "no_endpoints",
+                Resolution::NoEndpoints { exists: false } => "not_found",
+                Resolution::Rejected(_) => "rejected",
+            },
+            stale: self.stale.load(Ordering::Relaxed),
+            endpoints: self
+                .endpoints
+                .lock()
+                .map(|e| e.iter().map(|e| e.state(now)).collect())
+                .unwrap_or_default(),
+        }
     }
 
     /// Adds or replaces endpoints; `reset` first drops those not in `new`

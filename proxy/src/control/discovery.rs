@@ -87,6 +87,19 @@ impl Discovery {
         })
     }
 
+    /// The balancers being followed, most recently used first.
+    pub(crate) fn balancers(&self) -> Vec<Arc<Balancer>> {
+        self.cache.entries().into_iter().map(|(_, b)| b).collect()
+    }
+
+    /// The services whose last endpoints are remembered for an outage.
+    pub(crate) fn remembered(&self) -> Vec<String> {
+        self.remembered
+            .lock()
+            .map(|r| r.iter().map(|(k, _)| k.clone()).collect())
+            .unwrap_or_default()
+    }
+
     /// Drops balancers unused for the idle timeout, remembering their
     /// endpoints for a later outage.
     pub(crate) fn evict_idle(&self) {

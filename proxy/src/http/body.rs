@@ -13,6 +13,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use crate::http::classify::{grpc_status, is_failure_by_default, Classify};
+use crate::tap::TapResponse;
 use crate::telemetry::metrics::{Class, HttpMetrics, ResponseKey};
 
 /// Records one response in metrics when its stream ends (or is dropped):
@@ -88,6 +89,8 @@ pub(crate) enum ResponseBody {
         inner: Incoming,
         /// Records the response once, at end of stream or drop.
         recorder: Option<Recorder>,
+        /// Tells the taps that chose the request how the response ends.
+        tap: Option<TapResponse>,
     },
     /// A complete body produced by the proxy.
     Local(Option<Bytes>),
@@ -128,6 +131,19 @@ impl ResponseBody {
     }
 }
 
+/// The HTTP/2 reset code behind a body error (`INTERNAL_ERROR` when it is
+/// not a reset).
+fn reset_code(e: &hyper::Error) -> u32 {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(reason) = s.downcast_ref::<h2::Error>().and_then(h2::Error::reason) {
+            return reason.into();
+        }
+        source = s.source();
+    }
+    h2::Reason::INTERNAL_ERROR.into()
+}
+
 impl Drop for ResponseBody {
     fn drop(&mut self) {
         if let ResponseBody::Upstream { recorder, .. } = self {
@@ -148,13 +164,25 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
             ResponseBody::Local(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            ResponseBody::Upstream { inner, recorder } => {
+            ResponseBody::Upstream {
+                inner,
+                recorder,
+                tap,
+            } => {
                 let polled = Pin::new(&mut *inner).poll_frame(cx);
                 match &polled {
                     Poll::Ready(Some(Ok(frame))) => {
-                        if let (Some(t), Some(r)) = (frame.trailers_ref(), recorder.as_mut()) {
-                            if let Some(s) = grpc_status(t) {
-                                r.grpc_status = Some(s);
+                        let trailers = frame.trailers_ref();
+                        let grpc = trailers.and_then(grpc_status);
+                        if let (Some(s), Some(r)) = (grpc, recorder.as_mut()) {
+                            r.grpc_status = Some(s);
+                        }
+                        if let (Some(d), Some(t)) = (frame.data_ref(), tap.as_mut()) {
+                            t.data(d.len());
+                        }
+                        if inner.is_end_stream() || trailers.is_some() {
+                            if let Some(t) = tap.take() {
+                                t.end(trailers, grpc, None);
                             }
                         }
                         if inner.is_end_stream() {
@@ -167,10 +195,16 @@ impl Body for ResponseBody {
                         if let Some(r) = recorder.take() {
                             r.finish("");
                         }
+                        if let Some(t) = tap.take() {
+                            t.end(None, None, None);
+                        }
                     }
-                    Poll::Ready(Some(Err(_))) => {
+                    Poll::Ready(Some(Err(e))) => {
                         if let Some(r) = recorder.take() {
                             r.finish("stream error");
+                        }
+                        if let Some(t) = tap.take() {
+                            t.end(None, None, Some(reset_code(e)));
                         }
                     }
                     Poll::Pending => {}

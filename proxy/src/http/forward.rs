@@ -11,22 +11,25 @@ use hyper_util::rt::TokioIo;
 
 use crate::balance::{Endpoint, PoolError};
 use crate::http::body::{Recorder, ResponseBody};
-use crate::http::classify::Classify;
+use crate::http::classify::{grpc_status, Classify};
 use crate::http::errors::{describe, is_grpc, ProxyError};
 use crate::http::headers::{
-    is_upgrade, orig_proto_value, shape_for_wire, strip_hop_by_hop, ORIG_PROTO,
+    is_upgrade, orig_proto_value, request_authority, shape_for_wire, strip_hop_by_hop, ORIG_PROTO,
 };
 use crate::http::request_body::RequestBody;
+use crate::tap::{Origin, RequestView, TapRequest};
 use crate::telemetry::metrics::{Class, HttpMetrics, ResponseKey};
 
 /// What the caller adds to a request sent as one attempt of something
 /// larger (a ServiceProfile route): a second series to count the attempt
 /// in, and how to classify its response.
-pub(crate) struct Attempt {
+pub(crate) struct Attempt<'a> {
     /// Counts each attempt (`route_actual_*`).
     pub(crate) series: Arc<HttpMetrics>,
     /// Decides whether the response failed.
     pub(crate) classify: Arc<dyn Classify>,
+    /// The route's labels, for taps (`route_meta`).
+    pub(crate) labels: &'a [(String, String)],
 }
 
 /// Forwards `req` to `ep` and returns its response, streaming both bodies.
@@ -40,8 +43,15 @@ pub(crate) async fn to_endpoint(
     ep: &Arc<Endpoint>,
     mut req: Request<RequestBody>,
     metrics: &Arc<HttpMetrics>,
-    attempt: Option<&Attempt>,
+    attempt: Option<&Attempt<'_>>,
+    origin: &Origin,
 ) -> Response<ResponseBody> {
+    // While nobody taps, this one relaxed load is all tapping costs.
+    let tap = if origin.taps.is_active() {
+        start_tap(origin, ep, &req, attempt)
+    } else {
+        None
+    };
     let grpc = is_grpc(&req);
     let version = req.version();
     let connect = req.method() == Method::CONNECT;
@@ -79,6 +89,8 @@ pub(crate) async fn to_endpoint(
                 rsp.headers_mut().remove(ORIG_PROTO);
                 *rsp.version_mut() = version;
             }
+            let tap =
+                tap.map(|t| t.respond(rsp.status(), rsp.headers(), grpc_status(rsp.headers())));
             let mut recorder =
                 Recorder::new(metrics.clone(), rsp.status(), latency, grpc, rsp.headers());
             if let Some(a) = attempt {
@@ -88,6 +100,7 @@ pub(crate) async fn to_endpoint(
             rsp.map(|inner| ResponseBody::Upstream {
                 inner,
                 recorder: Some(recorder),
+                tap,
             })
         }
         Err(e) => {
@@ -113,6 +126,11 @@ pub(crate) async fn to_endpoint(
             };
             tracing::info!(error = %describe(&err), "request failed");
             let rsp = err.respond(grpc, version);
+            if let Some(t) = tap {
+                let code = grpc_status(rsp.headers());
+                t.respond(rsp.status(), rsp.headers(), code)
+                    .end(None, code, None);
+            }
             let failed = ResponseKey {
                 status: rsp.status().as_u16(),
                 grpc_status: grpc.then(|| if err.is_client_fault() { 3 } else { 14 }),
@@ -138,6 +156,28 @@ pub(crate) async fn to_endpoint(
             rsp
         }
     }
+}
+
+/// Asks the open taps whether they want this request; `None` if none does.
+fn start_tap(
+    origin: &Origin,
+    ep: &Endpoint,
+    req: &Request<RequestBody>,
+    attempt: Option<&Attempt<'_>>,
+) -> Option<TapRequest> {
+    let authority = request_authority(req).unwrap_or_else(|| ep.addr.to_string());
+    let destination_labels = ep.tap_labels();
+    let view = RequestView {
+        source: origin.source,
+        destination: ep.addr,
+        destination_labels: &destination_labels,
+        route_labels: attempt.map_or(&[], |a| a.labels),
+        scheme: req.uri().scheme_str().unwrap_or("http"),
+        authority: &authority,
+        method: req.method(),
+        path: req.uri().path(),
+    };
+    origin.tap(&view, req.headers())
 }
 
 /// Copies bytes both ways between the two halves of an upgraded connection.

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::{HeaderValue, Request, Response, Version};
+use linkerd2_proxy_api::tap::tap_event::ProxyDirection;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::balance::{Endpoint, OpaqueConn};
@@ -16,6 +17,7 @@ use crate::http::forward;
 use crate::http::headers::{orig_proto_value, ORIG_PROTO};
 use crate::http::request_body::RequestBody;
 use crate::http::serve::{self, ServeLimits};
+use crate::tap::{Origin, Taps};
 use crate::telemetry::metrics::{HttpMetrics, Labels, Registry};
 use crate::transport::detect::Protocol;
 use crate::transport::splice::splice;
@@ -45,6 +47,18 @@ impl AcceptTls {
                 .with("tls", "true")
                 .with("client_id", id.as_deref().unwrap_or_default()),
             AcceptTls::Passthrough(sni) => labels.with("tls", "opaque").with("sni", sni),
+        }
+    }
+
+    /// The source labels taps show for a client connected this way.
+    fn tap_labels(&self) -> Vec<(String, String)> {
+        let tls = |v: &str| ("tls".to_string(), v.to_string());
+        match self {
+            AcceptTls::Disabled => vec![tls("disabled")],
+            AcceptTls::NoTls => vec![tls("no_tls_from_remote")],
+            AcceptTls::Mesh(None) => vec![tls("true")],
+            AcceptTls::Mesh(Some(id)) => vec![tls("true"), ("client_id".into(), id.clone())],
+            AcceptTls::Passthrough(sni) => vec![tls("passthru"), ("sni".into(), sni.clone())],
         }
     }
 
@@ -86,6 +100,7 @@ pub(super) struct App {
     pub(super) ep: Arc<Endpoint>,
     pub(super) metrics: Arc<Registry>,
     pub(super) limits: ServeLimits,
+    pub(super) taps: Arc<Taps>,
 }
 
 impl App {
@@ -121,6 +136,7 @@ impl App {
     pub(super) async fn serve<I>(
         &self,
         io: I,
+        peer: SocketAddr,
         proto: Protocol,
         tls: AcceptTls,
         server: Option<OpaqueConn>,
@@ -136,11 +152,18 @@ impl App {
                 let client_id = tls
                     .client_id()
                     .and_then(|id| HeaderValue::from_str(id).ok());
+                let origin = Arc::new(Origin {
+                    taps: self.taps.clone(),
+                    direction: ProxyDirection::Inbound,
+                    source: peer,
+                    source_labels: tls.tap_labels(),
+                });
                 serve::serve(io, proto, self.limits, drain, move |req| {
                     let ep = ep.clone();
                     let metrics = metrics.clone();
                     let client_id = client_id.clone();
-                    async move { proxy_request(&ep, &metrics, client_id, req).await }
+                    let origin = origin.clone();
+                    async move { proxy_request(&ep, &metrics, client_id, &origin, req).await }
                 })
                 .await;
             }
@@ -153,6 +176,7 @@ async fn proxy_request(
     ep: &Arc<Endpoint>,
     metrics: &Arc<HttpMetrics>,
     client_id: Option<HeaderValue>,
+    origin: &Origin,
     mut req: Request<RequestBody>,
 ) -> Response<ResponseBody> {
     // Only a verified mTLS identity may reach the app; anything a client
@@ -174,7 +198,7 @@ async fn proxy_request(
         }
         _ => None,
     };
-    let mut rsp = forward::to_endpoint(ep, req, metrics, None).await;
+    let mut rsp = forward::to_endpoint(ep, req, metrics, None, origin).await;
     if let Some(v) = downgraded {
         rsp.headers_mut()
             .insert(ORIG_PROTO, HeaderValue::from_static(orig_proto_value(v)));

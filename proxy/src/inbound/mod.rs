@@ -7,7 +7,7 @@
 //! address it arrived at (`direct`).
 //!
 //! With identity enabled, a TLS ClientHello for our own name is terminated
-//! here (`mesh_tls`; the client's certificate, if any, gives the client
+//! here (the client's certificate, if any, gives the client
 //! identity, which reaches the app as `l5d-client-id`); TLS for another
 //! name passes through untouched; direct connections must be mutually
 //! authenticated. With identity disabled, everything is plaintext. `app`
@@ -16,7 +16,6 @@
 
 mod app;
 mod direct;
-mod mesh_tls;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -31,12 +30,13 @@ use crate::cache::Cache;
 use crate::config::{Config, PortSet};
 use crate::drain::Drain;
 use crate::http::serve::ServeLimits;
+use crate::tap::Taps;
 use crate::telemetry::metrics::{Labels, Registry};
 use crate::transport::detect::{self, Detected, FirstSpeaker, Protocol, CLIENT_QUIET};
 use crate::transport::io::{CountingIo, PrefixedIo};
 use crate::transport::listen::{accept_loop, AcceptLimit, OwnAddrs};
 use crate::transport::orig_dst::original_dst;
-use crate::transport::tls::{read_client_hello, Hello, MeshTls};
+use crate::transport::tls::{accept_mesh, read_client_hello, Hello, MeshTls};
 use app::{AcceptTls, App};
 
 /// Most local application targets kept.
@@ -47,6 +47,7 @@ pub(crate) struct Inbound {
     apps: Cache<SocketAddr, Endpoint>,
     endpoints: Arc<EndpointFactory>,
     metrics: Arc<Registry>,
+    taps: Arc<Taps>,
     tls: Option<Arc<MeshTls>>,
     own: OwnAddrs,
     inbound_ips: Vec<IpAddr>,
@@ -61,6 +62,7 @@ impl Inbound {
         config: &Config,
         endpoints: Arc<EndpointFactory>,
         metrics: Arc<Registry>,
+        taps: Arc<Taps>,
         tls: Option<Arc<MeshTls>>,
         own: OwnAddrs,
     ) -> Self {
@@ -68,6 +70,7 @@ impl Inbound {
             apps: Cache::new(config.inbound_discovery_idle_timeout, MAX_APPS),
             endpoints,
             metrics,
+            taps,
             tls,
             own,
             inbound_ips: config.inbound_ips.clone(),
@@ -80,6 +83,16 @@ impl Inbound {
     /// Drops app targets unused for the idle timeout.
     pub(crate) fn evict_idle(&self) {
         self.apps.evict_idle();
+    }
+
+    /// The application endpoints inbound traffic reaches, right now.
+    pub(crate) fn state(&self) -> Vec<crate::balance::EndpointState> {
+        let now = tokio::time::Instant::now();
+        self.apps
+            .entries()
+            .iter()
+            .map(|(_, e)| e.state(now))
+            .collect()
     }
 
     /// The application at `target`, unless `target` is one of the proxy's
@@ -97,6 +110,7 @@ impl Inbound {
             ep,
             metrics: self.metrics.clone(),
             limits: self.limits,
+            taps: self.taps.clone(),
         })
     }
 
@@ -132,7 +146,7 @@ pub(crate) async fn serve(
     .await;
 }
 
-async fn handle(this: Arc<Inbound>, mut stream: TcpStream, _peer: SocketAddr, drain: Drain) {
+async fn handle(this: Arc<Inbound>, mut stream: TcpStream, peer: SocketAddr, drain: Drain) {
     let _ = stream.set_nodelay(true);
     let Ok(local) = stream.local_addr() else {
         return;
@@ -157,7 +171,7 @@ async fn handle(this: Arc<Inbound>, mut stream: TcpStream, _peer: SocketAddr, dr
     // Without identity there is nothing to terminate.
     let Some(mesh) = this.tls.clone() else {
         let io = this.accept_io(stream, Bytes::new(), dst, &AcceptTls::Disabled);
-        return serve_stream(&this, io, local, app, AcceptTls::Disabled, drain).await;
+        return serve_stream(&this, io, peer, local, app, AcceptTls::Disabled, drain).await;
     };
 
     let (hello, prefix) = match read_client_hello(&mut stream, this.detect_timeout).await {
@@ -167,12 +181,12 @@ async fn handle(this: Arc<Inbound>, mut stream: TcpStream, _peer: SocketAddr, dr
     match hello {
         Hello::Tls(Some(sni)) if sni == mesh.local_name => {
             let io = this.accept_io(stream, prefix, dst, &AcceptTls::Mesh(None));
-            let Some(t) = mesh_tls::terminate(&mesh, io, this.detect_timeout).await else {
+            let Some(t) = accept_mesh(&mesh, io, this.detect_timeout).await else {
                 return;
             };
             let accept = AcceptTls::Mesh(t.client_id.clone());
             match app {
-                Some(_) => serve_stream(&this, t.stream, local, app, accept, drain).await,
+                Some(_) => serve_stream(&this, t.stream, peer, local, app, accept, drain).await,
                 None if t.client_id.is_none() => {
                     tracing::info!("refusing direct connection without a client certificate");
                 }
@@ -181,7 +195,7 @@ async fn handle(this: Arc<Inbound>, mut stream: TcpStream, _peer: SocketAddr, dr
                         "refusing direct connection that did not negotiate the transport protocol"
                     );
                 }
-                None => serve_stream(&this, t.stream, local, None, accept, drain).await,
+                None => serve_stream(&this, t.stream, peer, local, None, accept, drain).await,
             }
         }
         Hello::Tls(sni) => match app {
@@ -202,7 +216,7 @@ async fn handle(this: Arc<Inbound>, mut stream: TcpStream, _peer: SocketAddr, dr
         }
         Hello::NotTls => {
             let io = this.accept_io(stream, prefix, dst, &AcceptTls::NoTls);
-            serve_stream(&this, io, local, app, AcceptTls::NoTls, drain).await;
+            serve_stream(&this, io, peer, local, app, AcceptTls::NoTls, drain).await;
         }
     }
 }
@@ -213,6 +227,7 @@ async fn handle(this: Arc<Inbound>, mut stream: TcpStream, _peer: SocketAddr, dr
 async fn serve_stream<I>(
     this: &Inbound,
     mut io: I,
+    peer: SocketAddr,
     local: SocketAddr,
     app: Option<SocketAddr>,
     tls: AcceptTls,
@@ -230,7 +245,7 @@ async fn serve_stream<I>(
             return;
         };
         return app
-            .serve(PrefixedIo::new(rest, io), proto, tls, None, drain)
+            .serve(PrefixedIo::new(rest, io), peer, proto, tls, None, drain)
             .await;
     };
     let Some(app) = this.app(target) else {
@@ -249,12 +264,19 @@ async fn serve_stream<I>(
                 .await;
         }
         Ok(FirstSpeaker::Client(Detected::Protocol(p, b), server)) => {
-            app.serve(PrefixedIo::new(b, io), p, tls, server, drain)
+            app.serve(PrefixedIo::new(b, io), peer, p, tls, server, drain)
                 .await;
         }
         Ok(FirstSpeaker::Client(Detected::Timeout(b), server)) => {
-            app.serve(PrefixedIo::new(b, io), Protocol::Opaque, tls, server, drain)
-                .await;
+            app.serve(
+                PrefixedIo::new(b, io),
+                peer,
+                Protocol::Opaque,
+                tls,
+                server,
+                drain,
+            )
+            .await;
         }
         Ok(FirstSpeaker::Client(Detected::Closed, _)) | Err(_) => {}
     }

@@ -98,6 +98,25 @@ impl Backends {
         }
     }
 
+    /// The services being followed.
+    pub(crate) fn services(&self) -> Vec<Arc<Balancer>> {
+        self.discovery.balancers()
+    }
+
+    /// The services whose last endpoints are remembered.
+    pub(crate) fn remembered(&self) -> Vec<String> {
+        self.discovery.remembered()
+    }
+
+    /// The endpoints made for addresses.
+    pub(crate) fn addresses(&self) -> Vec<Arc<Endpoint>> {
+        self.addresses
+            .entries()
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect()
+    }
+
     /// Drops what has been unused for the idle timeout.
     pub(crate) fn evict_idle(&self) {
         self.discovery.evict_idle();

@@ -81,6 +81,17 @@ impl RetryBudget {
     }
 
     /// Records an original request.
+    /// The budget's settings: retry ratio, minimum retries per second, ttl.
+    pub(crate) fn settings(&self) -> (f64, f64, Duration) {
+        let ttl = self.slot_len * SLOTS as u32;
+        let per_sec = if ttl.is_zero() {
+            0.0
+        } else {
+            self.reserve / ttl.as_secs_f64()
+        };
+        (self.ratio, per_sec, ttl)
+    }
+
     pub(crate) fn deposit(&self) {
         self.with_window(|w| w.slots[w.current].deposits += 1);
     }

@@ -19,6 +19,7 @@ use crate::outbound::backends::Backends;
 use crate::outbound::profile::{MeteredRoute, Profile};
 use crate::outbound::retry;
 use crate::outbound::split::choose_backend;
+use crate::tap::Origin;
 use crate::telemetry::metrics::{Class, ResponseKey};
 
 /// A logical service: its profile and its own balancer.
@@ -44,6 +45,11 @@ impl LogicalService {
         }
     }
 
+    /// The service's profile as last received, if any.
+    pub(crate) fn profile(&self) -> Option<Arc<Profile>> {
+        self.profile.current()
+    }
+
     /// An endpoint of the service, for an opaque connection.
     pub(crate) async fn endpoint(&self, backends: &Backends) -> Result<Arc<Endpoint>, ProxyError> {
         backends.pick(&self.balancer).await
@@ -54,12 +60,13 @@ impl LogicalService {
         &self,
         backends: &Backends,
         req: Request<RequestBody>,
+        origin: &Origin,
     ) -> Response<ResponseBody> {
         let profile = self.profile.initial().await;
         let Some(profile) = profile.filter(|p| p.fqn.is_some()) else {
             // No profile (yet): straight to the service's balancer.
             return match backends.pick(&self.balancer).await {
-                Ok(ep) => send_plain(&ep, req).await,
+                Ok(ep) => send_plain(&ep, req, origin).await,
                 Err(e) => e.respond(is_grpc(&req), req.version()),
             };
         };
@@ -69,7 +76,7 @@ impl LogicalService {
         let grpc = is_grpc(&req);
         let version = req.version();
         let backend = || self.backend(backends, &profile);
-        let send = retry::send(&profile, route, req, backend);
+        let send = retry::send(&profile, route, req, origin, backend);
         let result = match route.route.timeout {
             Some(t) => tokio::time::timeout(t, send).await.map_err(|_| t),
             None => Ok(send.await),

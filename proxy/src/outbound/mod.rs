@@ -19,17 +19,21 @@ mod profile;
 mod retry;
 mod routes;
 mod split;
+mod state;
 mod target;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Request, Response};
+use linkerd2_proxy_api::tap::tap_event::ProxyDirection;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
 pub(crate) use backends::Backends;
 pub(crate) use profile::Profile;
+pub(crate) use state::OutboundState;
 pub(crate) use target::{ProfileLookups, Resolver};
 
 use crate::balance::{Endpoint, OpaqueConn};
@@ -40,6 +44,7 @@ use crate::http::errors::{describe, is_grpc, ProxyError};
 use crate::http::headers::request_authority;
 use crate::http::request_body::RequestBody;
 use crate::http::serve::{self, ServeLimits};
+use crate::tap::{Origin, Taps};
 use crate::telemetry::metrics::{Labels, Registry};
 use crate::transport::detect::{self, Detected, FirstSpeaker, Protocol, CLIENT_QUIET};
 use crate::transport::io::{CountingIo, PrefixedIo};
@@ -53,6 +58,7 @@ use target::Target;
 pub(crate) struct Outbound {
     resolver: Resolver,
     metrics: Arc<Registry>,
+    taps: Arc<Taps>,
     opaque_ports: PortSet,
     detect_timeout: Duration,
     limits: ServeLimits,
@@ -60,10 +66,16 @@ pub(crate) struct Outbound {
 
 impl Outbound {
     /// The outbound side over `resolver`.
-    pub(crate) fn new(resolver: Resolver, metrics: Arc<Registry>, config: &Config) -> Self {
+    pub(crate) fn new(
+        resolver: Resolver,
+        metrics: Arc<Registry>,
+        taps: Arc<Taps>,
+        config: &Config,
+    ) -> Self {
         Outbound {
             resolver,
             metrics,
+            taps,
             opaque_ports: config.outbound_opaque_ports.clone(),
             detect_timeout: config.outbound_detect_timeout,
             limits: ServeLimits::from_config(config),
@@ -74,6 +86,11 @@ impl Outbound {
     pub(crate) fn evict_idle(&self) {
         self.resolver.evict_idle();
     }
+
+    /// What the outbound side knows right now.
+    pub(crate) fn state(&self) -> OutboundState {
+        self.resolver.state()
+    }
 }
 
 /// Accepts outbound connections until the proxy drains.
@@ -83,17 +100,13 @@ pub(crate) async fn serve(
     limit: AcceptLimit,
     drain: Drain,
 ) {
-    accept_loop(
-        listener,
-        drain,
-        "outbound",
-        limit,
-        |stream, _peer, drain| handle(outbound.clone(), stream, drain),
-    )
+    accept_loop(listener, drain, "outbound", limit, |stream, peer, drain| {
+        handle(outbound.clone(), stream, peer, drain)
+    })
     .await;
 }
 
-async fn handle(this: Arc<Outbound>, stream: TcpStream, drain: Drain) {
+async fn handle(this: Arc<Outbound>, stream: TcpStream, peer: SocketAddr, drain: Drain) {
     let _ = stream.set_nodelay(true);
     let Ok(local) = stream.local_addr() else {
         return;
@@ -148,10 +161,17 @@ async fn handle(this: Arc<Outbound>, stream: TcpStream, drain: Drain) {
         Protocol::Http1 | Protocol::Http2 => {
             drop(server);
             let this2 = this.clone();
+            let origin = Arc::new(Origin {
+                taps: this.taps.clone(),
+                direction: ProxyDirection::Outbound,
+                source: peer,
+                source_labels: vec![("tls".into(), "loopback".into())],
+            });
             serve::serve(io, proto, this.limits, drain, move |req| {
                 let this = this2.clone();
                 let target = target.clone();
-                async move { proxy_request(&this, target, req).await }
+                let origin = origin.clone();
+                async move { proxy_request(&this, target, &origin, req).await }
             })
             .await;
         }
@@ -202,6 +222,7 @@ where
 async fn proxy_request(
     this: &Outbound,
     target: Target,
+    origin: &Origin,
     mut req: Request<RequestBody>,
 ) -> Response<ResponseBody> {
     let grpc = is_grpc(&req);
@@ -231,8 +252,8 @@ async fn proxy_request(
             Ok(ep) => ep,
             Err(e) => return e.respond(grpc, version),
         },
-        Target::Logical(l) => return l.dispatch(backends, req).await,
+        Target::Logical(l) => return l.dispatch(backends, req, origin).await,
         Target::PerRequest => return ProxyError::NoAuthority.respond(grpc, version),
     };
-    send_plain(&ep, req).await
+    send_plain(&ep, req, origin).await
 }

@@ -15,6 +15,7 @@ use crate::http::forward::Attempt;
 use crate::http::request_body::{Buffered, RequestBody};
 use crate::outbound::attempt::send_attempt;
 use crate::outbound::profile::{MeteredRoute, Profile};
+use crate::tap::Origin;
 
 /// Request bodies up to this size are kept so the request can be retried.
 pub(crate) const MAX_RETRY_BODY: usize = 64 * 1024;
@@ -27,6 +28,7 @@ pub(crate) async fn send<B, Fut>(
     profile: &Profile,
     route: &MeteredRoute,
     req: Request<RequestBody>,
+    origin: &Origin,
     backend: B,
 ) -> Result<Response<ResponseBody>, ProxyError>
 where
@@ -36,11 +38,12 @@ where
     let attempt = Attempt {
         series: route.actual.clone(),
         classify: route.route.clone(),
+        labels: &route.route.labels,
     };
     let budget = profile.budget.as_ref().filter(|_| route.route.retryable);
     let Some(budget) = budget else {
         let ep = backend().await?;
-        return Ok(send_attempt(&ep, req, Some(&attempt)).await);
+        return Ok(send_attempt(&ep, req, Some(&attempt), origin).await);
     };
     budget.deposit();
     let grpc = is_grpc(&req);
@@ -50,7 +53,13 @@ where
         Buffered::Streaming(body) => {
             // Too large to keep: sent once, never retried.
             let ep = backend().await?;
-            return Ok(send_attempt(&ep, Request::from_parts(parts, body), Some(&attempt)).await);
+            return Ok(send_attempt(
+                &ep,
+                Request::from_parts(parts, body),
+                Some(&attempt),
+                origin,
+            )
+            .await);
         }
     };
     let mut attempts = 0;
@@ -62,7 +71,7 @@ where
         *req.version_mut() = parts.version;
         *req.headers_mut() = parts.headers.clone();
         let ep = backend().await?;
-        let mut rsp = send_attempt(&ep, req, Some(&attempt)).await;
+        let mut rsp = send_attempt(&ep, req, Some(&attempt), origin).await;
         let code = if grpc {
             grpc_status(rsp.headers())
         } else {

@@ -148,6 +148,15 @@ impl Resolver {
         Ok(Target::Service(self.backends.service(&authority)))
     }
 
+    /// The logical services, most recently used first.
+    pub(crate) fn logical_services(&self) -> Vec<Arc<LogicalService>> {
+        self.logicals
+            .entries()
+            .into_iter()
+            .map(|(_, l)| l)
+            .collect()
+    }
+
     /// Drops what has been unused for the idle timeout.
     pub(crate) fn evict_idle(&self) {
         self.profiles.evict_idle();

@@ -313,6 +313,12 @@ impl Registry {
         }
     }
 
+    /// The current certificate's expiry (UNIX seconds), once certified.
+    pub(crate) fn identity_expiry(&self) -> Option<f64> {
+        let id = &self.identity;
+        (id.ok.load(Relaxed) > 0).then(|| f64::from_bits(id.expiry_bits.load(Relaxed)))
+    }
+
     fn render_identity(&self, out: &mut String) {
         let id = &self.identity;
         if !id.enabled.load(Relaxed) {

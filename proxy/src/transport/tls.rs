@@ -16,7 +16,8 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::CertificateDer;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio_rustls::server::TlsStream;
 
 use crate::transport::cert_store::CertStore;
 
@@ -155,4 +156,46 @@ pub(crate) fn peer_identity(certs: Option<&[CertificateDer<'_>]>) -> Option<Stri
     let cert = webpki::EndEntityCert::try_from(leaf).ok()?;
     let name = cert.valid_dns_names().next().map(str::to_string);
     name
+}
+
+/// A terminated mesh TLS connection.
+pub(crate) struct Terminated<I> {
+    /// The decrypted stream.
+    pub(crate) stream: TlsStream<I>,
+    /// The client's identity, if it presented a certificate.
+    pub(crate) client_id: Option<String>,
+    /// Whether the client negotiated the transport-header protocol.
+    pub(crate) transport: bool,
+}
+
+/// Completes the mesh server handshake within `timeout`; `None` (logged)
+/// if it fails.
+pub(crate) async fn accept_mesh<I>(
+    mesh: &MeshTls,
+    io: I,
+    timeout: Duration,
+) -> Option<Terminated<I>>
+where
+    I: AsyncRead + AsyncWrite + Unpin,
+{
+    let accept = tokio_rustls::TlsAcceptor::from(mesh.server.clone()).accept(io);
+    let stream = match tokio::time::timeout(timeout, accept).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            tracing::info!(error = %e, "TLS handshake failed");
+            return None;
+        }
+        Err(_) => {
+            tracing::info!("TLS handshake timed out");
+            return None;
+        }
+    };
+    let (_, conn) = stream.get_ref();
+    let client_id = peer_identity(conn.peer_certificates());
+    let transport = conn.alpn_protocol() == Some(TRANSPORT_ALPN);
+    Some(Terminated {
+        stream,
+        client_id,
+        transport,
+    })
 }

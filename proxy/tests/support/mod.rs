@@ -60,6 +60,8 @@ pub struct Proxy {
     pub inbound: SocketAddr,
     /// The admin listener.
     pub admin: SocketAddr,
+    /// The control listener (the Tap API, with `LINKERD2_PROXY_TAP_SVC_NAME`).
+    pub control: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), wisp_proxy::StartError>>,
 }
@@ -74,9 +76,11 @@ impl Proxy {
                 .expect("bind a proxy listener")
         };
         let (admin, inbound, outbound) = (bind().await, bind().await, bind().await);
+        let control = bind().await;
         let addr = |l: &TcpListener| l.local_addr().expect("listener address");
         let (admin_addr, inbound_addr, outbound_addr) =
             (addr(&admin), addr(&inbound), addr(&outbound));
+        let control_addr = addr(&control);
         let mut vars: HashMap<String, String> = [
             ("LINKERD2_PROXY_IDENTITY_DISABLED", "1".to_string()),
             ("LINKERD2_PROXY_DESTINATION_SVC_ADDR", dst.to_string()),
@@ -88,6 +92,10 @@ impl Proxy {
             (
                 "LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR",
                 outbound_addr.to_string(),
+            ),
+            (
+                "LINKERD2_PROXY_CONTROL_LISTEN_ADDR",
+                control_addr.to_string(),
             ),
             ("LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD", "1s".to_string()),
         ]
@@ -102,6 +110,7 @@ impl Proxy {
             admin,
             inbound,
             outbound: vec![outbound],
+            control: Some(control),
         };
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(wisp_proxy::run_with(config, listeners, async move {
@@ -111,6 +120,7 @@ impl Proxy {
             outbound: outbound_addr,
             inbound: inbound_addr,
             admin: admin_addr,
+            control: control_addr,
             shutdown: Some(tx),
             task,
         }
