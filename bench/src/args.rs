@@ -184,6 +184,10 @@ pub struct CompareArgs {
     #[arg(long, value_name = "A/B", value_parser = parse_split,
           conflicts_with_all = ["mesh", "mesh_plaintext"])]
     pub split: Option<Split>,
+    /// Keep N `Tap.Observe` calls open on the (client) proxy during the
+    /// phases, each streaming every request's events with headers.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub taps: usize,
     /// Load shape.
     #[command(flatten)]
     pub opts: LoadOpts,

@@ -56,6 +56,8 @@ pub struct Params {
     /// TrafficSplit weights `bench/bench-v2` (`--split`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub split: Option<String>,
+    /// Open `Tap.Observe` calls during the phases (`--taps`).
+    pub taps: usize,
 }
 
 /// One direct-vs-proxy pair of phases with the same load.
@@ -94,6 +96,9 @@ pub struct RunResult {
     pub rates: Vec<Pair>,
     /// Closed-loop pair (absent with --no-max).
     pub max: Option<Pair>,
+    /// Tap events the `--taps` consumers received over the phases.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tap_events: Option<u64>,
 }
 
 /// Everything a comparison produced.
@@ -371,6 +376,7 @@ fn params(args: &CompareArgs, proxy_bin: &Path) -> Params {
         ncpu: std::thread::available_parallelism().map_or(0, |n| n.get()),
         profile_routes: args.profile_routes,
         split: args.split.map(|s| s.to_string()),
+        taps: args.taps,
     }
 }
 
@@ -450,6 +456,13 @@ impl RunContext<'_> {
             _ => {
                 cmd.env("LINKERD2_PROXY_IDENTITY_DISABLED", "1");
             }
+        }
+        if args.taps > 0 && role != Role::Server {
+            cmd.env("LINKERD2_PROXY_TAP_SVC_NAME", crate::tap::TAP_SVC_NAME)
+                .env(
+                    "LINKERD2_PROXY_CONTROL_LISTEN_ADDR",
+                    SocketAddr::new(addrs.admin.ip(), crate::tap::CONTROL_PORT).to_string(),
+                );
         }
         for (k, v) in &args.proxy_env {
             cmd.env(k, v);
@@ -565,6 +578,18 @@ fn run_once(ctx: &RunContext<'_>, backend: &mut ChildGuard) -> Result<RunResult>
         ));
     }
 
+    // Taps open after the idle sample: they are part of the load's cost.
+    let taps = match args.taps {
+        0 => None,
+        n => {
+            let control = SocketAddr::new(layout.client.admin.ip(), crate::tap::CONTROL_PORT);
+            Some(
+                crate::tap::OpenTaps::open(control, n)
+                    .map_err(|e| e.context(proxy_logs(&client, server.as_ref())))?,
+            )
+        }
+    };
+
     let mut rates = Vec::new();
     let mut max = None;
     for (label, mode) in modes {
@@ -599,6 +624,11 @@ fn run_once(ctx: &RunContext<'_>, backend: &mut ChildGuard) -> Result<RunResult>
             Mode::Closed { .. } => max = Some(pair),
         }
     }
+    let tap_events = taps.as_ref().map(crate::tap::OpenTaps::events);
+    drop(taps);
+    if tap_events == Some(0) {
+        anyhow::bail!("the taps received no events: the row would not be tapped");
+    }
     client.child.stop();
     if let Some(s) = server.as_mut() {
         s.child.stop();
@@ -611,6 +641,7 @@ fn run_once(ctx: &RunContext<'_>, backend: &mut ChildGuard) -> Result<RunResult>
         server_proxy_idle,
         rates,
         max,
+        tap_events,
     })
 }
 

@@ -17,6 +17,7 @@ mod report;
 mod sampler;
 mod stats;
 mod sys;
+mod tap;
 
 use anyhow::Result;
 use args::{Cli, Command, LoadArgs};

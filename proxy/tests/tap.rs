@@ -161,3 +161,60 @@ async fn no_tap_service_no_control_port() {
     let connected = tokio::net::TcpStream::connect(proxy.control).await;
     assert!(connected.is_err(), "the control port should be closed");
 }
+
+/// A consumer that never reads its events does not slow traffic: requests
+/// keep flowing while its buffer is full, and the events it loses are
+/// counted in `tap_dropped_events_total`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_consumer_loses_events_not_traffic() {
+    let dst = MockDestination::start().await;
+    let proxy = Proxy::start(dst.addr, &[("LINKERD2_PROXY_TAP_SVC_NAME", TAP_NAME)]).await;
+    let backend = Backend::ok().await;
+    let mut client = TapClient::connect(format!("http://{}", proxy.control))
+        .await
+        .expect("connect to the control port");
+    // Open the tap and never read from it.
+    let _stalled = client
+        .observe(ObserveRequest {
+            limit: 100_000,
+            r#match: None,
+            extract: Some(headers()),
+        })
+        .await
+        .expect("observe");
+    let open = eventually(Duration::from_secs(5), || async {
+        proxy.metrics().await.contains("tap_observers 1")
+    })
+    .await;
+    assert!(open, "the tap never opened");
+
+    // Each request makes 3 events. The consumer's HTTP/2 window (2 MiB by
+    // default) and the proxy's 400-event buffer fill after some thousands;
+    // send batches until events are being dropped (bounded), checking
+    // that every request is still answered promptly.
+    let started = tokio::time::Instant::now();
+    let mut h1 = H1::connect(proxy.outbound).await.expect("connect outbound");
+    let mut sent = 0;
+    let mut dropped = 0.0;
+    while dropped == 0.0 && sent < 40_000 {
+        for _ in 0..500 {
+            let req = http::Request::get(format!("/r{sent}"))
+                .header("host", "web.example:80")
+                .header("l5d-dst-override", backend.addr.to_string())
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .expect("request");
+            let rsp = tokio::time::timeout(Duration::from_secs(2), h1.send(req))
+                .await
+                .expect("traffic is not held up by the stalled tap")
+                .expect("response");
+            assert_eq!(rsp.status, 200);
+            sent += 1;
+        }
+        dropped = wisp_tests::metric_sum(&proxy.metrics().await, "tap_dropped_events_total", &[]);
+    }
+    assert!(dropped > 0.0, "no event dropped after {sent} requests");
+    eprintln!(
+        "{sent} requests in {:?} with a stalled tap; {dropped} events dropped",
+        started.elapsed()
+    );
+}

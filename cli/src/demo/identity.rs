@@ -110,7 +110,10 @@ impl Material {
         .env("LINKERD2_PROXY_IDENTITY_LOCAL_NAME", w.identity())
         .env("LINKERD2_PROXY_IDENTITY_SVC_ADDR", svc.to_string())
         // Certify failures are logged at info; show them in the proxy's log.
-        .env("LINKERD2_PROXY_LOG", "warn,wisp_proxy::control::identity=info");
+        .env(
+            "LINKERD2_PROXY_LOG",
+            "warn,wisp_proxy::control::identity=info",
+        );
     }
 }
 

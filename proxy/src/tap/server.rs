@@ -68,13 +68,19 @@ pub(crate) async fn serve(control: Arc<Control>, listener: TcpListener, drain: D
     .await;
 }
 
+/// Who may tap: over mesh TLS, the client whose certificate names the tap
+/// service; in plaintext, loopback clients only.
+fn access(peer: SocketAddr, mesh_client: Option<Option<&str>>, tap_identity: &str) -> Access {
+    match mesh_client {
+        Some(Some(id)) if id == tap_identity => Access::Allowed,
+        Some(_) => Access::Refused("Unauthorized client"),
+        None if peer.ip().to_canonical().is_loopback() => Access::Allowed,
+        None => Access::Refused("unauthorized connection: not mutually authenticated"),
+    }
+}
+
 async fn handle(control: Arc<Control>, mut stream: TcpStream, peer: SocketAddr, drain: Drain) {
-    let loopback = peer.ip().to_canonical().is_loopback();
-    let plaintext = if loopback {
-        Access::Allowed
-    } else {
-        Access::Refused("unauthorized connection: not mutually authenticated")
-    };
+    let plaintext = access(peer, None, &control.tap_identity);
     let Some(mesh) = control.tls.clone() else {
         return serve_grpc(&control, stream, plaintext, drain).await;
     };
@@ -87,11 +93,7 @@ async fn handle(control: Arc<Control>, mut stream: TcpStream, peer: SocketAddr, 
             let Some(t) = accept_mesh(&mesh, io, HANDSHAKE_TIMEOUT).await else {
                 return;
             };
-            let access = if t.client_id.as_deref() == Some(control.tap_identity.as_str()) {
-                Access::Allowed
-            } else {
-                Access::Refused("Unauthorized client")
-            };
+            let access = access(peer, Some(t.client_id.as_deref()), &control.tap_identity);
             serve_grpc(&control, t.stream, access, drain).await;
         }
         Hello::Tls(_) => tracing::info!("refusing TLS for another name on the control port"),
@@ -175,5 +177,38 @@ impl Stream for ObserveStream {
 impl Drop for ObserveStream {
     fn drop(&mut self) {
         self.taps.close(self.base);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TAP: &str = "tap.linkerd-viz.serviceaccount.identity.linkerd.cluster.local";
+
+    #[test]
+    fn only_the_tap_identity_or_loopback_plaintext_may_tap() {
+        let lo: SocketAddr = "127.0.0.1:5000".parse().expect("addr");
+        let remote: SocketAddr = "10.1.2.3:5000".parse().expect("addr");
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:5000".parse().expect("addr");
+        assert_eq!(access(lo, None, TAP), Access::Allowed);
+        assert_eq!(access(mapped, None, TAP), Access::Allowed);
+        assert!(matches!(access(remote, None, TAP), Access::Refused(_)));
+        assert_eq!(access(remote, Some(Some(TAP)), TAP), Access::Allowed);
+        assert_eq!(
+            access(
+                remote,
+                Some(Some(
+                    "web.default.serviceaccount.identity.linkerd.cluster.local"
+                )),
+                TAP
+            ),
+            Access::Refused("Unauthorized client")
+        );
+        // mTLS without a client certificate is not the tap service, even on loopback.
+        assert_eq!(
+            access(lo, Some(None), TAP),
+            Access::Refused("Unauthorized client")
+        );
     }
 }
