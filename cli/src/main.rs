@@ -9,8 +9,11 @@
 mod demo;
 mod destination_cmd;
 mod identity_cmd;
+mod inspect;
 mod profile_cmd;
 mod signal;
+mod tap;
+mod target;
 
 use std::process::ExitCode;
 
@@ -40,6 +43,18 @@ enum Command {
     Delete(profile_cmd::DeleteArgs),
     /// Run the whole mesh on this machine, without Kubernetes.
     Demo(demo::Args),
+    /// Golden metrics per workload and per authority: success rate, RPS, latency, TCP, mTLS.
+    Stat(inspect::stat::Args),
+    /// Golden metrics per ServiceProfile route.
+    Routes(inspect::routes::Args),
+    /// Who talks to whom, with client and server identities.
+    Edges(inspect::edges::Args),
+    /// Watch a proxy's requests live, one line per event (`linkerd viz tap`).
+    Tap(tap::TapArgs),
+    /// A live table of the busiest paths, from tap (`linkerd viz top`).
+    Top(tap::TopArgs),
+    /// What a proxy knows: identity, listeners, services, endpoints, profiles.
+    ProxyConfig(tap::ProxyConfigArgs),
 }
 
 fn main() -> ExitCode {
@@ -72,5 +87,11 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Apply(args) => profile_cmd::run_apply(args),
         Command::Delete(args) => profile_cmd::run_delete(args),
         Command::Demo(args) => demo::run(args),
+        Command::Stat(args) => inspect::stat::run(args),
+        Command::Routes(args) => inspect::routes::run(args),
+        Command::Edges(args) => inspect::edges::run(args),
+        Command::Tap(args) => tap::run_tap(args),
+        Command::Top(args) => tap::run_top(args),
+        Command::ProxyConfig(args) => tap::run_proxy_config(args),
     }
 }

@@ -322,3 +322,118 @@ fn demo_without_profiles_has_no_routes_and_no_split() {
     assert!(!slow.contains("504"), "{slow}\n{stdout}");
     assert_cleaned_up(&stdout, 10);
 }
+
+/// The commands the banner prints under "Inspect:" work from another
+/// terminal while the demo runs: each one, run as printed (plus an output
+/// format and a short window or duration), succeeds and shows the demo's
+/// live traffic.
+#[test]
+fn the_printed_inspect_commands_work_while_the_demo_runs() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let _one = ONE_DEMO.lock().unwrap_or_else(|e| e.into_inner());
+    let wisp = env!("CARGO_BIN_EXE_wisp");
+    let mut demo = Command::new(wisp)
+        .args(["demo", "--duration", "40s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run wisp demo");
+    let stdout = demo.stdout.take().expect("stdout");
+    // Read the banner up to the first per-second line (the load runs then).
+    let mut lines = BufReader::new(stdout).lines();
+    let mut source = None;
+    let mut commands = Vec::new();
+    let mut in_inspect = false;
+    for line in lines.by_ref() {
+        let line = line.expect("banner line");
+        let t = line.trim();
+        if t.starts_with("Inspect:") {
+            in_inspect = true;
+            continue;
+        }
+        if in_inspect {
+            if let Some(s) = t.strip_prefix("export WISP_SOURCE=") {
+                source = Some(s.to_string());
+                continue;
+            }
+            if let Some(cmd) = t.strip_prefix(wisp) {
+                commands.push(cmd.trim().to_string());
+                continue;
+            }
+            in_inspect = false;
+        }
+        if t.starts_with("Load:") {
+            break;
+        }
+    }
+    // Keep draining the demo's output so it never blocks on a full pipe.
+    let drain = std::thread::spawn(move || lines.count());
+    let source = source.expect("the banner prints `export WISP_SOURCE=...`");
+    assert!(commands.len() >= 7, "printed commands: {commands:?}");
+
+    let run = |cmd: &str, extra: &[&str]| -> String {
+        let mut args: Vec<&str> = Vec::new();
+        let mut words = cmd.split_whitespace();
+        while let Some(w) = words.next() {
+            // The test asks for its own output format.
+            if w == "-o" && extra.contains(&"-o") {
+                words.next();
+                continue;
+            }
+            args.push(w);
+        }
+        args.extend_from_slice(extra);
+        let out = Command::new(wisp)
+            .args(&args)
+            .env("WISP_SOURCE", &source)
+            .output()
+            .expect("run a printed command");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "`wisp {}` failed: {}\n{text}{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    for cmd in &commands {
+        let verb = cmd.split_whitespace().next().unwrap_or_default();
+        let out = match verb {
+            "stat" | "routes" | "edges" => run(cmd, &["-o", "json", "--window", "2s"]),
+            "tap" => run(cmd, &["-o", "json"]),
+            "top" => run(cmd, &["--duration", "3s"]),
+            "proxy-config" => run(cmd, &["-o", "json"]),
+            "profile" => run(cmd, &[]),
+            other => panic!("unexpected printed command {other}"),
+        };
+        match verb {
+            "stat" => assert!(out.contains("\"deploy/web\""), "stat: {out}"),
+            "routes" => assert!(out.contains("GET /books"), "routes: {out}"),
+            "edges" => assert!(out.contains("client"), "edges: {out}"),
+            "tap" => assert!(
+                out.lines().filter(|l| l.contains(":path")).count() >= 1,
+                "tap: {out}"
+            ),
+            "top" => assert!(out.contains("/books"), "top: {out}"),
+            "proxy-config" => assert!(
+                out.contains("web.default.svc.cluster.local"),
+                "proxy-config: {out}"
+            ),
+            "profile" => assert!(
+                out.contains("kind: ServiceProfile") && out.contains("GET /books"),
+                "profile: {out}"
+            ),
+            _ => {}
+        }
+    }
+    // Stop the demo as Ctrl-C would: it stops its children and cleans up.
+    let _ = Command::new("kill")
+        .args(["-TERM", &demo.id().to_string()])
+        .status();
+    let _ = demo.wait();
+    let _ = drain.join();
+}

@@ -82,12 +82,21 @@ fn profile_template_openapi_proto() {
     assert!(stdout(&out).contains("POST /emojivoto.v1.EmojiService/ListAll"));
 }
 
+/// `--tap` needs the pods of its target (tests/tests/tap_cli.rs taps a
+/// real proxy): without a manifest directory it fails, naming it.
 #[test]
-fn profile_tap_is_not_available() {
-    let out = wisp(&["profile", "--tap", "deploy/web", "web"]);
+fn profile_tap_without_manifests_fails_clearly() {
+    let out = wisp(&[
+        "profile",
+        "--tap",
+        "deploy/web",
+        "--source",
+        "dir:/nonexistent/wisp-manifests",
+        "web",
+    ]);
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("not available yet"),
+        stderr(&out).contains("manifest directory /nonexistent/wisp-manifests does not exist"),
         "{}",
         stderr(&out)
     );

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use super::profile::{self, ROUTES};
 use super::topology::{
-    version_of, Workload, ADMIN_PORT, APP_PORT, INBOUND_PORT, OUTBOUND_PORT, SERVICES, SERVICE_HOST,
+    version_of, Workload, ADMIN_PORT, APP_PORT, INBOUND_PORT, OUTBOUND_PORT, SERVICE, SERVICES,
+    SERVICE_HOST, SERVICE_V2,
 };
 use super::warmup;
 
@@ -207,6 +208,7 @@ impl Banner<'_> {
                 );
             }
         }
+        self.print_inspect();
         let hops = match self.identity {
             Some(_) => "through two proxies each, mTLS between them",
             None => "through two proxies each",
@@ -221,6 +223,35 @@ impl Banner<'_> {
 }
 
 /// The profile and split lines of the banner.
+impl Banner<'_> {
+    /// The operator's commands, ready to paste into a second terminal.
+    fn print_inspect(&self) {
+        let wisp = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "wisp".to_string());
+        let Some(client) = self.proxies.last() else {
+            return;
+        };
+        let client = client.workload.addr(ADMIN_PORT);
+        println!("Inspect:  from another terminal, while the demo runs:");
+        println!(
+            "          export WISP_SOURCE=dir:{}",
+            self.manifests.display()
+        );
+        for cmd in [
+            format!("stat deploy/{SERVICE} deploy/{SERVICE_V2}"),
+            format!("routes {client} --to svc/{SERVICE} -o wide"),
+            "edges".to_string(),
+            format!("tap deploy/{SERVICE} --max-events 20"),
+            format!("top {client}"),
+            format!("proxy-config {client}"),
+            format!("profile --tap deploy/{SERVICE} --tap-duration 5s {SERVICE}"),
+        ] {
+            println!("          {wisp} {cmd}");
+        }
+    }
+}
+
 fn print_applied(applied: &Applied) {
     println!(
         "  profiles     wisp apply -f {} --dir <manifests>:",

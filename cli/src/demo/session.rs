@@ -23,8 +23,8 @@ use super::profile::{self, ROUTES, SLOW};
 use super::ready::{Probe, Wait};
 use super::stats::{format_duration, percent, Stats, Window};
 use super::topology::{
-    self, Workload, ADMIN_PORT, APP_PORT, BACKENDS, CLIENT, INBOUND_PORT, NAMESPACE, OUTBOUND_PORT,
-    SERVICES, SERVICE_HOST, SERVICE_V2_HOST, SLOW_BACKEND,
+    self, Workload, ADMIN_PORT, APP_PORT, BACKENDS, CLIENT, CONTROL_PORT, INBOUND_PORT, NAMESPACE,
+    OUTBOUND_PORT, SERVICES, SERVICE_HOST, SERVICE_V2_HOST, SLOW_BACKEND, TAP_SVC_NAME,
 };
 use super::workdir::WorkDir;
 use super::{http_get, manifests, metrics, ports, ready, warmup};
@@ -336,6 +336,12 @@ fn proxy_command(programs: &Programs, w: Workload) -> Command {
         ),
     )
     .env("LINKERD2_PROXY_LOG", "warn")
+    // Tap on the control port, for `wisp tap` / `wisp top` from loopback.
+    .env("LINKERD2_PROXY_TAP_SVC_NAME", TAP_SVC_NAME)
+    .env(
+        "LINKERD2_PROXY_CONTROL_LISTEN_ADDR",
+        w.addr(CONTROL_PORT).to_string(),
+    )
     // Nothing is in flight when the demo stops its proxies.
     .env("LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD", "2s");
     match &programs.identity {

@@ -56,6 +56,11 @@ pub const INBOUND_PORT: u16 = 4143;
 pub const OUTBOUND_PORT: u16 = 4140;
 /// Each proxy's admin port.
 pub const ADMIN_PORT: u16 = 4191;
+/// Each proxy's control port (the Tap API).
+pub const CONTROL_PORT: u16 = 4190;
+/// The tap service identity the demo's proxies are given (loopback clients
+/// such as `wisp tap` may tap whatever it is).
+pub const TAP_SVC_NAME: &str = "tap.linkerd-viz.serviceaccount.identity.linkerd.cluster.local";
 /// The control plane's namespace (part of every identity name).
 pub const CONTROL_PLANE_NS: &str = "linkerd";
 /// The identity trust domain.

@@ -3,6 +3,7 @@
 
 mod apply;
 mod files;
+mod tap;
 mod validate;
 
 use std::io::Read;
@@ -36,9 +37,20 @@ pub struct Args {
     /// Generate from a protobuf service definition (`-` = stdin).
     #[arg(long, value_name = "FILE")]
     pub proto: Option<PathBuf>,
-    /// Generate from live traffic of a resource (not available yet).
-    #[arg(long, value_name = "RESOURCE")]
+    /// Generate from live traffic of a target (`deploy/NAME`, `pod/NAME`,
+    /// or a proxy's admin `HOST:PORT`): one route per method and path seen.
+    #[arg(long, value_name = "TARGET")]
     pub tap: Option<String>,
+    /// How long to tap with `--tap`.
+    #[arg(long, default_value = "5s", value_parser = wisp_common::duration::parse_positive_flag_duration)]
+    pub tap_duration: std::time::Duration,
+    /// With `--tap`, stop once this many routes were seen.
+    #[arg(long, default_value_t = 20)]
+    pub tap_route_limit: usize,
+    /// With `--tap`, where pods are read from: `dir:PATH`. Default:
+    /// $WISP_SOURCE, else `dir:./manifests`.
+    #[arg(long)]
+    pub source: Option<String>,
 }
 
 /// Runs `wisp profile`: prints the profile YAML to stdout.
@@ -56,8 +68,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let profile = generate::from_proto(&text, svc, ns, cd)
             .with_context(|| format!("{}", path.display()))?;
         generate::to_yaml(&profile)?
+    } else if let Some(target) = &args.tap {
+        let seen = tap::tap_requests(&tap::TapProfile {
+            target,
+            targets: crate::target::TargetArgs {
+                namespace: ns.clone(),
+                source: args.source.clone(),
+            },
+            duration: args.tap_duration,
+            route_limit: args.tap_route_limit,
+        })?;
+        let profile = tap::profile_from_requests(
+            svc,
+            ns,
+            cd,
+            seen.iter().map(|(m, p)| (m.as_str(), p.as_str())),
+            args.tap_route_limit,
+        );
+        generate::to_yaml(&profile)?
     } else {
-        anyhow::bail!("`wisp profile --tap` is not available yet: it arrives with tap support");
+        anyhow::bail!("give one of --template, --open-api, --proto or --tap");
     };
     print!("{yaml}");
     Ok(())
