@@ -188,6 +188,11 @@ pub struct CompareArgs {
     /// phases, each streaming every request's events with headers.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub taps: usize,
+    /// With --taps: each tap asks for at most N requests per second,
+    /// re-issued every second (Linkerd viz tap's --max-rps); without it,
+    /// every request.
+    #[arg(long, value_name = "N", requires = "taps")]
+    pub tap_max_rps: Option<u32>,
     /// Load shape.
     #[command(flatten)]
     pub opts: LoadOpts,

@@ -58,6 +58,9 @@ pub struct Params {
     pub split: Option<String>,
     /// Open `Tap.Observe` calls during the phases (`--taps`).
     pub taps: usize,
+    /// Requests per second each tap asks for (`--tap-max-rps`); all if absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tap_max_rps: Option<u32>,
 }
 
 /// One direct-vs-proxy pair of phases with the same load.
@@ -377,6 +380,7 @@ fn params(args: &CompareArgs, proxy_bin: &Path) -> Params {
         profile_routes: args.profile_routes,
         split: args.split.map(|s| s.to_string()),
         taps: args.taps,
+        tap_max_rps: args.tap_max_rps,
     }
 }
 
@@ -584,7 +588,7 @@ fn run_once(ctx: &RunContext<'_>, backend: &mut ChildGuard) -> Result<RunResult>
         n => {
             let control = SocketAddr::new(layout.client.admin.ip(), crate::tap::CONTROL_PORT);
             Some(
-                crate::tap::OpenTaps::open(control, n)
+                crate::tap::OpenTaps::open(control, n, args.tap_max_rps)
                     .map_err(|e| e.context(proxy_logs(&client, server.as_ref())))?,
             )
         }

@@ -28,8 +28,11 @@ pub struct OpenTaps {
 }
 
 impl OpenTaps {
-    /// Opens `n` taps on `control` and waits until all are answered.
-    pub fn open(control: SocketAddr, n: usize) -> Result<OpenTaps> {
+    /// Opens `n` taps on `control` and waits until all are answered. With
+    /// `max_rps`, each tap asks for at most that many requests per second,
+    /// re-issuing `Observe` every second as Linkerd's viz tap does;
+    /// without, each asks for every request.
+    pub fn open(control: SocketAddr, n: usize, max_rps: Option<u32>) -> Result<OpenTaps> {
         let events = Arc::new(AtomicU64::new(0));
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
@@ -48,9 +51,10 @@ impl OpenTaps {
                     }
                 };
                 rt.block_on(async move {
+                    let limit = max_rps.unwrap_or(u32::MAX);
                     let mut streams = Vec::new();
                     for _ in 0..n {
-                        match observe(control).await {
+                        match observe(control, limit).await {
                             Ok(s) => streams.push(s),
                             Err(e) => {
                                 let _ = ready_tx.send(Err(e));
@@ -63,8 +67,23 @@ impl OpenTaps {
                     for mut s in streams {
                         let counter = counter.clone();
                         consumers.spawn(async move {
-                            while let Ok(Some(_)) = s.message().await {
-                                counter.fetch_add(1, Ordering::Relaxed);
+                            loop {
+                                let window = tokio::time::Instant::now();
+                                while let Ok(Some(_)) = s.message().await {
+                                    counter.fetch_add(1, Ordering::Relaxed);
+                                }
+                                if max_rps.is_none() {
+                                    return;
+                                }
+                                // The next one-second window.
+                                tokio::time::sleep_until(
+                                    window + std::time::Duration::from_secs(1),
+                                )
+                                .await;
+                                match observe(control, limit).await {
+                                    Ok(next) => s = next,
+                                    Err(_) => return,
+                                }
                             }
                         });
                     }
@@ -100,15 +119,16 @@ impl Drop for OpenTaps {
     }
 }
 
-/// One Observe call for every request, with headers.
+/// One Observe call for up to `limit` requests, with headers.
 async fn observe(
     control: SocketAddr,
+    limit: u32,
 ) -> Result<tonic::Streaming<linkerd2_proxy_api::tap::TapEvent>> {
     let mut client = TapClient::connect(format!("http://{control}"))
         .await
         .with_context(|| format!("connecting to the proxy's control port {control}"))?;
     let req = ObserveRequest {
-        limit: u32::MAX,
+        limit,
         r#match: None,
         extract: Some(observe_request::Extract {
             extract: Some(extract::Extract::Http(extract::Http {
