@@ -347,6 +347,22 @@ pub struct Figures {
     pub mtls_share: Option<f64>,
 }
 
+impl Figures {
+    /// The table cells success rate and RPS.
+    pub fn rate_cells(&self) -> [String; 2] {
+        [percent(self.success_rate), rps(self.rps)]
+    }
+
+    /// The table cells p50, p95, p99.
+    pub fn latency_cells(&self) -> [String; 3] {
+        [
+            millis(self.latency_ms_p50),
+            millis(self.latency_ms_p95),
+            millis(self.latency_ms_p99),
+        ]
+    }
+}
+
 /// `98.50%`, or `-`.
 pub fn percent(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_string(), |v| format!("{:.2}%", v * 100.0))

@@ -198,27 +198,17 @@ pub fn report(metrics: &[ProxyMetrics], to: Option<&str>, namespace: &str) -> Re
 }
 
 fn print(report: &Report, wide: bool) {
-    use super::{millis, percent, print_table, rps};
+    use super::{percent, print_table, rps};
     let rows: Vec<Vec<String>> = report
         .routes
         .iter()
         .map(|r| {
             let mut row = vec![r.route.clone(), r.service.clone()];
+            row.extend(r.figures.rate_cells());
             if wide {
-                row.extend([
-                    percent(r.figures.success_rate),
-                    rps(r.figures.rps),
-                    percent(r.actual_success_rate),
-                    rps(r.actual_rps),
-                ]);
-            } else {
-                row.extend([percent(r.figures.success_rate), rps(r.figures.rps)]);
+                row.extend([percent(r.actual_success_rate), rps(r.actual_rps)]);
             }
-            row.extend([
-                millis(r.figures.latency_ms_p50),
-                millis(r.figures.latency_ms_p95),
-                millis(r.figures.latency_ms_p99),
-            ]);
+            row.extend(r.figures.latency_cells());
             row
         })
         .collect();

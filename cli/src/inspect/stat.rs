@@ -187,23 +187,20 @@ pub fn report(rows: &[(String, String, Vec<ProxyTarget>)], metrics: &[ProxyMetri
 }
 
 fn print(report: &Report) {
-    use super::{millis, percent, print_table, rps};
+    use super::{percent, print_table};
     let rows: Vec<Vec<String>> = report
         .workloads
         .iter()
         .map(|w| {
-            vec![
+            let mut row = vec![
                 w.namespace.clone(),
                 w.name.clone(),
                 format!("{}/{}", w.meshed, w.pods),
-                percent(w.figures.success_rate),
-                rps(w.figures.rps),
-                millis(w.figures.latency_ms_p50),
-                millis(w.figures.latency_ms_p95),
-                millis(w.figures.latency_ms_p99),
-                w.tcp_connections.to_string(),
-                percent(w.figures.mtls_share),
-            ]
+            ];
+            row.extend(w.figures.rate_cells());
+            row.extend(w.figures.latency_cells());
+            row.extend([w.tcp_connections.to_string(), percent(w.figures.mtls_share)]);
+            row
         })
         .collect();
     print_table(
@@ -229,17 +226,11 @@ fn print(report: &Report) {
         .authorities
         .iter()
         .map(|a| {
-            vec![
-                a.from.clone(),
-                a.authority.clone(),
-                percent(a.figures.success_rate),
-                rps(a.figures.rps),
-                millis(a.figures.latency_ms_p50),
-                millis(a.figures.latency_ms_p95),
-                millis(a.figures.latency_ms_p99),
-                a.tcp_connections.to_string(),
-                percent(a.figures.mtls_share),
-            ]
+            let mut row = vec![a.from.clone(), a.authority.clone()];
+            row.extend(a.figures.rate_cells());
+            row.extend(a.figures.latency_cells());
+            row.extend([a.tcp_connections.to_string(), percent(a.figures.mtls_share)]);
+            row
         })
         .collect();
     print_table(
