@@ -1,0 +1,3 @@
+//! `wisp-init`: writes the iptables redirect rules of a meshed pod.
+
+fn main() {}
