@@ -1,0 +1,518 @@
+//! The `config.linkerd.io/*` annotations: a pod's (and its namespace's)
+//! overrides of the `inject.yaml` defaults, resolved into the values one
+//! proxy is rendered from. Unparsable values are ignored with a warning,
+//! as Linkerd does.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{EnvVar, PodSpec};
+
+use crate::config::{InjectConfig, RequestLimit, ResourcesConfig};
+use crate::names::{self, config as ann};
+use crate::parse;
+
+/// Everything one injected pod is rendered from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Values {
+    /// Proxy image repository.
+    pub proxy_image: String,
+    /// Proxy image tag (never empty).
+    pub proxy_version: String,
+    /// Proxy (and init) pull policy.
+    pub pull_policy: String,
+    /// Init image repository.
+    pub init_image: String,
+    /// Init image tag.
+    pub init_version: String,
+    /// Init pull policy.
+    pub init_pull_policy: String,
+    /// Admin port.
+    pub admin_port: u16,
+    /// Control port.
+    pub control_port: u16,
+    /// Inbound port.
+    pub inbound_port: u16,
+    /// Outbound port.
+    pub outbound_port: u16,
+    /// Proxy uid.
+    pub uid: i64,
+    /// Proxy gid (< 0: unset).
+    pub gid: i64,
+    /// Log filter (before header suppression).
+    pub log_level: String,
+    /// Log format.
+    pub log_format: String,
+    /// `off` / `insecure`.
+    pub log_http_headers: String,
+    /// Container resources.
+    pub resources: ResourcesConfig,
+    /// Worker threads minimum (`LINKERD2_PROXY_CORES`), default 1.
+    pub cores_min: i64,
+    /// Worker threads maximum (0: unset).
+    pub cores_max: i64,
+    /// Maximum share of the node's CPUs.
+    pub cores_max_ratio: Option<f64>,
+    /// `LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION`.
+    pub opaque_ports: String,
+    /// `LINKERD2_PROXY_INBOUND_PORTS`.
+    pub pod_inbound_ports: String,
+    /// Inbound connect timeout.
+    pub inbound_connect_timeout: String,
+    /// Outbound connect timeout.
+    pub outbound_connect_timeout: String,
+    /// Inbound discovery idle timeout.
+    pub inbound_discovery_timeout: String,
+    /// Outbound discovery idle timeout.
+    pub outbound_discovery_timeout: String,
+    /// Inbound detect timeout 365d.
+    pub disable_inbound_detect_timeout: bool,
+    /// Outbound detect timeout 365d.
+    pub disable_outbound_detect_timeout: bool,
+    /// Default inbound policy.
+    pub default_inbound_policy: String,
+    /// Ports requiring identity (policy controller; env kept for Linkerd parity).
+    pub require_identity_inbound_ports: String,
+    /// App containers wait for the proxy.
+    pub r#await: bool,
+    /// Native sidecar.
+    pub native_sidecar: bool,
+    /// `/shutdown` endpoint.
+    pub enable_shutdown_endpoint: bool,
+    /// Drain deadline.
+    pub shutdown_grace_period: String,
+    /// Access log format.
+    pub access_log: String,
+    /// Profiles for all names.
+    pub enable_external_profiles: bool,
+    /// Hostname labels on outbound metrics.
+    pub hostname_labels: bool,
+    /// Gateway mode.
+    pub is_gateway: bool,
+    /// Ingress mode (`linkerd.io/inject: ingress`).
+    pub is_ingress: bool,
+    /// `preStop` sleep seconds (non-native sidecar only; 0: none).
+    pub wait_before_exit_seconds: u64,
+    /// Extra env, merged by name (config < namespace < workload).
+    pub additional_env: Vec<EnvVar>,
+    /// Init: inbound ports not redirected (besides control/admin).
+    pub ignore_inbound_ports: String,
+    /// Init: outbound ports not redirected.
+    pub ignore_outbound_ports: String,
+    /// Init: source subnets not redirected.
+    pub skip_subnets: String,
+    /// Init: `--timeout-close-wait-secs` (0: unset).
+    pub close_wait_timeout_secs: u64,
+    /// Debug sidecar image, when enabled.
+    pub debug: Option<(String, String)>,
+}
+
+/// Whether `p` names one of the proxy's default inbound policies.
+pub(crate) fn is_inbound_policy(p: &str) -> bool {
+    matches!(
+        p,
+        "all-unauthenticated"
+            | "all-authenticated"
+            | "cluster-unauthenticated"
+            | "cluster-authenticated"
+            | "deny"
+            | "audit"
+    )
+}
+
+/// Linkerd's pod inbound ports: every container port and every integer
+/// HTTP probe port of init and app containers, deduplicated and sorted as
+/// strings (Linkerd sorts them lexically).
+pub fn pod_inbound_ports(spec: &PodSpec) -> String {
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let mut ports = std::collections::BTreeSet::new();
+    for c in spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(&spec.containers)
+    {
+        for p in c.ports.iter().flatten() {
+            ports.insert(p.container_port.to_string());
+        }
+        for probe in [&c.readiness_probe, &c.liveness_probe]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(get) = &probe.http_get {
+                if let IntOrString::Int(port) = get.port {
+                    ports.insert(port.to_string());
+                }
+            }
+        }
+    }
+    ports.into_iter().collect::<Vec<_>>().join(",")
+}
+
+/// Named container ports of the pod (for `opaque-ports: mysql`).
+pub(crate) fn named_ports(spec: &PodSpec) -> BTreeMap<String, i32> {
+    let mut out = BTreeMap::new();
+    for c in spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(&spec.containers)
+    {
+        for p in c.ports.iter().flatten() {
+            if let Some(name) = p.name.as_deref().filter(|n| !n.is_empty()) {
+                out.insert(name.to_string(), p.container_port);
+            }
+        }
+    }
+    out
+}
+
+fn merge_env(dst: &mut Vec<EnvVar>, src: Vec<EnvVar>) {
+    for e in src {
+        match dst.iter_mut().find(|d| d.name == e.name) {
+            Some(slot) => *slot = e,
+            None => dst.push(e),
+        }
+    }
+}
+
+/// Resolves the values for one pod: `config` defaults, then `annotations`
+/// (the pod's own, plus those it inherited or the injector added), then
+/// `proxy-additional-env` merged from `ns_annotations` and
+/// `pod_annotations`. Returns warnings for ignored values.
+pub fn resolve(
+    config: &InjectConfig,
+    version: &str,
+    annotations: &BTreeMap<String, String>,
+    ns_annotations: &BTreeMap<String, String>,
+    pod_annotations: &BTreeMap<String, String>,
+    spec: &PodSpec,
+) -> (Values, Vec<String>) {
+    let p = &config.proxy;
+    let pi = &config.proxy_init;
+    let or_version = |v: &str| {
+        if v.is_empty() {
+            version.to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    let mut v = Values {
+        proxy_image: p.image.name.clone(),
+        proxy_version: or_version(&p.image.version),
+        pull_policy: p.image.pull_policy.clone(),
+        init_image: pi.image.name.clone(),
+        init_version: or_version(&pi.image.version),
+        init_pull_policy: pi.image.pull_policy.clone(),
+        admin_port: p.ports.admin,
+        control_port: p.ports.control,
+        inbound_port: p.ports.inbound,
+        outbound_port: p.ports.outbound,
+        uid: p.uid,
+        gid: p.gid,
+        log_level: p.log_level.clone(),
+        log_format: p.log_format.clone(),
+        log_http_headers: p.log_http_headers.clone(),
+        resources: p.resources.clone(),
+        cores_min: 1,
+        cores_max: 0,
+        cores_max_ratio: None,
+        opaque_ports: p.opaque_ports.clone(),
+        pod_inbound_ports: pod_inbound_ports(spec),
+        inbound_connect_timeout: p.inbound_connect_timeout.clone(),
+        outbound_connect_timeout: p.outbound_connect_timeout.clone(),
+        inbound_discovery_timeout: p.inbound_discovery_cache_unused_timeout.clone(),
+        outbound_discovery_timeout: p.outbound_discovery_cache_unused_timeout.clone(),
+        disable_inbound_detect_timeout: false,
+        disable_outbound_detect_timeout: false,
+        default_inbound_policy: p.default_inbound_policy.clone(),
+        require_identity_inbound_ports: String::new(),
+        r#await: p.r#await,
+        native_sidecar: p.native_sidecar,
+        enable_shutdown_endpoint: p.enable_shutdown_endpoint,
+        shutdown_grace_period: p.shutdown_grace_period.clone(),
+        access_log: p.access_log.clone(),
+        enable_external_profiles: false,
+        hostname_labels: false,
+        is_gateway: false,
+        is_ingress: false,
+        wait_before_exit_seconds: 0,
+        additional_env: p.additional_env.clone(),
+        ignore_inbound_ports: pi.ignore_inbound_ports.clone(),
+        ignore_outbound_ports: pi.ignore_outbound_ports.clone(),
+        skip_subnets: pi.skip_subnets.clone(),
+        close_wait_timeout_secs: pi.close_wait_timeout_secs,
+        debug: None,
+    };
+    let mut warnings = Vec::new();
+    let mut warn = |key: &str, value: &str, why: &str| {
+        warnings.push(format!("ignored {key}={value:?}: {why}"));
+    };
+    let get = |key: &str| annotations.get(key).map(String::as_str);
+
+    if get(names::ANN_INJECT) == Some("ingress") {
+        v.is_ingress = true;
+    }
+    if let Some(x) = get(ann::PROXY_IMAGE) {
+        v.proxy_image = x.to_string();
+    }
+    if let Some(x) = get(ann::PROXY_VERSION) {
+        v.proxy_version = x.to_string();
+    }
+    if let Some(x) = get(ann::IMAGE_PULL_POLICY) {
+        v.pull_policy = x.to_string();
+    }
+    for (key, slot) in [
+        (ann::CONTROL_PORT, &mut v.control_port),
+        (ann::INBOUND_PORT, &mut v.inbound_port),
+        (ann::ADMIN_PORT, &mut v.admin_port),
+        (ann::OUTBOUND_PORT, &mut v.outbound_port),
+    ] {
+        if let Some(x) = get(key) {
+            match x.parse::<u16>() {
+                Ok(port) => *slot = port,
+                Err(_) => warn(key, x, "not a port number"),
+            }
+        }
+    }
+    if let Some(x) = get(ann::POD_INBOUND_PORTS) {
+        v.pod_inbound_ports = x.to_string();
+    }
+    if let Some(x) = get(ann::ADMIN_SHUTDOWN) {
+        match x {
+            "enabled" | "disabled" => v.enable_shutdown_endpoint = x == "enabled",
+            _ => warn(ann::ADMIN_SHUTDOWN, x, "valid values are enabled, disabled"),
+        }
+    }
+    if let Some(x) = get(ann::LOG_LEVEL) {
+        v.log_level = x.to_string();
+    }
+    if let Some(x) = get(ann::LOG_HTTP_HEADERS) {
+        match x {
+            "off" | "insecure" | "" => v.log_http_headers = x.to_string(),
+            _ => warn(ann::LOG_HTTP_HEADERS, x, "valid values are off, insecure"),
+        }
+    }
+    if let Some(x) = get(ann::LOG_FORMAT) {
+        v.log_format = x.to_string();
+    }
+    if let Some(x) = get(ann::REQUIRE_IDENTITY_INBOUND_PORTS) {
+        v.require_identity_inbound_ports = x.to_string();
+    }
+    for (key, slot) in [
+        (ann::METRICS_HOSTNAME_LABELS, &mut v.hostname_labels),
+        (
+            ann::DISABLE_OUTBOUND_PROTOCOL_DETECT_TIMEOUT,
+            &mut v.disable_outbound_detect_timeout,
+        ),
+        (
+            ann::DISABLE_INBOUND_PROTOCOL_DETECT_TIMEOUT,
+            &mut v.disable_inbound_detect_timeout,
+        ),
+        (ann::ENABLE_GATEWAY, &mut v.is_gateway),
+        (
+            ann::ENABLE_EXTERNAL_PROFILES,
+            &mut v.enable_external_profiles,
+        ),
+    ] {
+        if let Some(x) = get(key) {
+            match parse::go_bool(x) {
+                Some(b) => *slot = b,
+                None => warn(key, x, "not a boolean"),
+            }
+        }
+    }
+    // Connect timeouts are rewritten in whole milliseconds, discovery
+    // timeouts in whole seconds, as Linkerd does.
+    for (key, slot, millis) in [
+        (
+            ann::OUTBOUND_CONNECT_TIMEOUT,
+            &mut v.outbound_connect_timeout,
+            true,
+        ),
+        (
+            ann::INBOUND_CONNECT_TIMEOUT,
+            &mut v.inbound_connect_timeout,
+            true,
+        ),
+        (
+            ann::OUTBOUND_DISCOVERY_CACHE_UNUSED_TIMEOUT,
+            &mut v.outbound_discovery_timeout,
+            false,
+        ),
+        (
+            ann::INBOUND_DISCOVERY_CACHE_UNUSED_TIMEOUT,
+            &mut v.inbound_discovery_timeout,
+            false,
+        ),
+        (
+            ann::SHUTDOWN_GRACE_PERIOD,
+            &mut v.shutdown_grace_period,
+            true,
+        ),
+    ] {
+        if let Some(x) = get(key) {
+            match parse::go_duration_nanos(x) {
+                Some(n) if millis => *slot = format!("{}ms", n / 1_000_000),
+                Some(n) => *slot = format!("{}s", n / 1_000_000_000),
+                None => warn(key, x, "not a duration"),
+            }
+        }
+    }
+    if let Some(x) = get(ann::WAIT_BEFORE_EXIT_SECONDS) {
+        match x.parse::<u64>() {
+            Ok(n) => v.wait_before_exit_seconds = n,
+            Err(_) => warn(ann::WAIT_BEFORE_EXIT_SECONDS, x, "not an unsigned integer"),
+        }
+    }
+    let native = [
+        ann::NATIVE_SIDECAR,
+        ann::NATIVE_SIDECAR_BETA,
+        ann::NATIVE_SIDECAR_ALPHA,
+    ]
+    .into_iter()
+    .find_map(|k| get(k).map(|x| (k, x)));
+    if let Some((key, x)) = native {
+        match parse::go_bool(x) {
+            Some(b) => v.native_sidecar = b,
+            None => warn(key, x, "not a boolean"),
+        }
+    }
+    if let Some(x) = get(ann::CPU_REQUEST) {
+        match parse::quantity(x) {
+            Some(q) => {
+                v.resources.cpu.request = x.to_string();
+                v.cores_min = parse::whole_cores(q);
+            }
+            None => warn(ann::CPU_REQUEST, x, "not a quantity"),
+        }
+    }
+    if let Some(x) = get(ann::CPU_LIMIT) {
+        match parse::quantity(x) {
+            Some(q) => {
+                v.resources.cpu.limit = x.to_string();
+                v.cores_max = parse::whole_cores(q);
+            }
+            None => warn(ann::CPU_LIMIT, x, "not a quantity"),
+        }
+    }
+    if let Some(x) = get(ann::CPU_RATIO_LIMIT) {
+        match x.parse::<f64>() {
+            Ok(r) if r > 0.0 && r < 1.0 => v.cores_max_ratio = Some(r),
+            _ => warn(
+                ann::CPU_RATIO_LIMIT,
+                x,
+                "must be a number between 0.0 and 1.0",
+            ),
+        }
+    }
+    type Field = fn(&mut ResourcesConfig) -> &mut RequestLimit;
+    let quantities: [(&str, Field, bool); 4] = [
+        (ann::MEMORY_REQUEST, |r| &mut r.memory, true),
+        (ann::MEMORY_LIMIT, |r| &mut r.memory, false),
+        (
+            ann::EPHEMERAL_STORAGE_REQUEST,
+            |r| &mut r.ephemeral_storage,
+            true,
+        ),
+        (
+            ann::EPHEMERAL_STORAGE_LIMIT,
+            |r| &mut r.ephemeral_storage,
+            false,
+        ),
+    ];
+    for (key, field, request) in quantities {
+        if let Some(x) = get(key) {
+            if parse::quantity(x).is_some() {
+                let rl = field(&mut v.resources);
+                if request {
+                    rl.request = x.to_string();
+                } else {
+                    rl.limit = x.to_string();
+                }
+            } else {
+                warn(key, x, "not a quantity");
+            }
+        }
+    }
+    for (key, slot) in [(ann::PROXY_UID, &mut v.uid), (ann::PROXY_GID, &mut v.gid)] {
+        if let Some(x) = get(key) {
+            match x.parse::<i64>() {
+                Ok(n) => *slot = n,
+                Err(_) => warn(key, x, "not an integer"),
+            }
+        }
+    }
+    if let Some(x) = get(ann::SKIP_INBOUND_PORTS) {
+        v.ignore_inbound_ports = x.to_string();
+    }
+    if let Some(x) = get(ann::SKIP_OUTBOUND_PORTS) {
+        v.ignore_outbound_ports = x.to_string();
+    }
+    if let Some(x) = get(ann::OPAQUE_PORTS) {
+        let (ports, bad) = parse::opaque_ports(x, &named_ports(spec));
+        for b in bad {
+            warn(
+                ann::OPAQUE_PORTS,
+                &b,
+                "not a port, range or container port name",
+            );
+        }
+        v.opaque_ports = ports;
+    }
+    if let Some(x) = get(ann::PROXY_AWAIT) {
+        match x {
+            "enabled" | "disabled" => v.r#await = x == "enabled",
+            _ => warn(ann::PROXY_AWAIT, x, "valid values are enabled, disabled"),
+        }
+    }
+    if let Some(x) = get(ann::DEFAULT_INBOUND_POLICY) {
+        if is_inbound_policy(x) {
+            v.default_inbound_policy = x.to_string();
+        } else {
+            warn(ann::DEFAULT_INBOUND_POLICY, x, "unknown policy");
+        }
+    }
+    if let Some(x) = get(ann::SKIP_SUBNETS) {
+        v.skip_subnets = x.to_string();
+    }
+    if let Some(x) = get(ann::ACCESS_LOG) {
+        v.access_log = x.to_string();
+    }
+    if let Some(x) = get(ann::CLOSE_WAIT_TIMEOUT) {
+        match parse::go_duration_nanos(x) {
+            Some(n) if n >= 0 => v.close_wait_timeout_secs = (n / 1_000_000_000) as u64,
+            _ => warn(ann::CLOSE_WAIT_TIMEOUT, x, "not a duration"),
+        }
+    }
+    if let Some(x) = get(ann::ENABLE_DEBUG_SIDECAR).filter(|x| !x.is_empty()) {
+        match parse::go_bool(x) {
+            Some(true) => {
+                let d = &config.debug_container.image;
+                let image = get(ann::DEBUG_IMAGE).unwrap_or(&d.name).to_string();
+                let tag = get(ann::DEBUG_IMAGE_VERSION)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| or_version(&d.version));
+                v.debug = Some((format!("{image}:{tag}"), {
+                    get(ann::DEBUG_IMAGE_PULL_POLICY)
+                        .unwrap_or(&d.pull_policy)
+                        .to_string()
+                }));
+            }
+            Some(false) => {}
+            None => warn(ann::ENABLE_DEBUG_SIDECAR, x, "not a boolean"),
+        }
+    }
+    for source in [ns_annotations, pod_annotations] {
+        if let Some(x) = source.get(ann::ADDITIONAL_ENV).filter(|x| !x.is_empty()) {
+            match serde_json::from_str::<Vec<EnvVar>>(x) {
+                Ok(env) => merge_env(&mut v.additional_env, env),
+                Err(e) => warn(
+                    ann::ADDITIONAL_ENV,
+                    x,
+                    &format!("invalid JSON list of EnvVar: {e}"),
+                ),
+            }
+        }
+    }
+    (v, warnings)
+}
