@@ -30,6 +30,38 @@ pub enum Command {
     Load(LoadArgs),
     /// Start backend, control plane and proxy; compare direct vs proxied.
     Compare(Box<CompareArgs>),
+    /// `wisp destination --source kube` against an in-process Kubernetes
+    /// API test server: memory and EndpointSlice change → Get update latency.
+    KubeSource(KubeSourceArgs),
+}
+
+/// Flags of `kube-source`.
+#[derive(Debug, Args)]
+pub struct KubeSourceArgs {
+    /// Services (one EndpointSlice each).
+    #[arg(long, default_value_t = 1000)]
+    pub services: usize,
+    /// Endpoints over all Services (spread evenly).
+    #[arg(long, default_value_t = 10000)]
+    pub endpoints: usize,
+    /// No Pods behind the endpoints (by default one meshed Pod per endpoint).
+    #[arg(long)]
+    pub no_pods: bool,
+    /// Destination.Get streams (one per Service, the first N Services).
+    #[arg(long, default_value_t = 100)]
+    pub streams: usize,
+    /// EndpointSlice changes timed (one at a time, round-robin over the streamed Services).
+    #[arg(long, default_value_t = 500)]
+    pub updates: usize,
+    /// The `wisp` CLI binary [default: `wisp` next to this executable].
+    #[arg(long)]
+    pub wisp_bin: Option<PathBuf>,
+    /// Listen address of the `wisp destination` child.
+    #[arg(long, default_value = "127.0.0.1:18086")]
+    pub destination_addr: SocketAddr,
+    /// Print one JSON object instead of the text report.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Flags of `backend`.

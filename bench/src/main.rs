@@ -7,6 +7,7 @@ mod client;
 mod closed;
 mod compare;
 mod harness;
+mod kube_source;
 mod load;
 mod manifest;
 mod pacer;
@@ -31,6 +32,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::Backend(a)) => backend::serve(a.addr),
         Some(Command::Load(a)) => run_load(&a),
         Some(Command::Compare(a)) => run_compare(&a),
+        Some(Command::KubeSource(a)) => kube_source::run(&a),
         None => run_compare(&cli.compare),
     };
     match result {

@@ -41,6 +41,10 @@ pub enum ObjectError {
     /// address`), shown separated by `; `.
     #[error("{}", join(.0))]
     Fields(Vec<String>),
+    /// An object from the Kubernetes API does not deserialize as the typed
+    /// Kubernetes object (the message gives the field).
+    #[error("{0}")]
+    Json(#[source] serde_json::Error),
     /// `metadata.name` is missing.
     #[error("metadata.name: missing")]
     MissingName,
@@ -166,6 +170,59 @@ pub fn parse_documents_with(
         }
     }
     Ok(docs)
+}
+
+/// One object as the Kubernetes API returns it (JSON), through the same
+/// checks as a manifest document: the typed deserialization of core
+/// objects, the EndpointSlice address checks and the `wisp-profiles`
+/// validator for ServiceProfiles and TrafficSplits.
+pub(crate) fn object_from_json(value: serde_json::Value, opts: &ValidateOptions) -> Document {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    let api_version = text(&value["apiVersion"]);
+    let kind_name = text(&value["kind"]);
+    let Some(kind) = indexed_kind(&api_version, &kind_name) else {
+        return Document::Skipped {
+            api_version,
+            kind: kind_name,
+        };
+    };
+    let key = ObjectKey::new(
+        non_empty(text(&value["metadata"]["namespace"])).unwrap_or("default".into()),
+        text(&value["metadata"]["name"]),
+    );
+    if key.name.is_empty() {
+        return Document::Invalid {
+            kind,
+            key,
+            error: ObjectError::MissingName,
+        };
+    }
+    let typed = match kind {
+        Kind::ServiceProfile | Kind::TrafficSplit => match serde_yaml_ng::to_value(&value) {
+            Ok(yaml) => profile_object(kind, &yaml, None, opts, &key),
+            Err(e) => Err(ObjectError::Deserialize(e)),
+        },
+        Kind::EndpointSlice => serde_json::from_value::<EndpointSlice>(value)
+            .map_err(ObjectError::Json)
+            .and_then(|slice| {
+                let problems = endpoint_slice_problems(&slice);
+                if problems.is_empty() {
+                    Ok(Object::EndpointSlice(Box::new(slice)))
+                } else {
+                    Err(ObjectError::Fields(problems))
+                }
+            }),
+        Kind::Pod => serde_json::from_value::<Pod>(value)
+            .map(|p| Object::Pod(Box::new(p)))
+            .map_err(ObjectError::Json),
+        Kind::Service => serde_json::from_value::<Service>(value)
+            .map(|s| Object::Service(Box::new(s)))
+            .map_err(ObjectError::Json),
+    };
+    match typed {
+        Ok(object) => Document::Object(object),
+        Err(error) => Document::Invalid { kind, key, error },
+    }
 }
 
 /// A ServiceProfile or TrafficSplit through the profiles crate's strict
