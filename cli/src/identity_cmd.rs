@@ -1,5 +1,8 @@
 //! `wisp identity`: create identity material (`init`), mint workload tokens
-//! (`token`), or serve `Identity.Certify` (no subcommand).
+//! (`token`), or serve `Identity.Certify` (no subcommand) from an identity
+//! directory (`--dir`) or, with `--source kube`, from the issuer Secret and
+//! trust-roots ConfigMap with TokenReview-checked tokens (the controller's
+//! identity role alone).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,8 +37,22 @@ enum Command {
 #[derive(clap::Args)]
 struct ServeArgs {
     /// Identity directory (ca.crt, issuer.crt, issuer.key, token.key).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "source")]
     dir: Option<PathBuf>,
+    /// Where the CA comes from: `kube` (the issuer Secret and trust-roots
+    /// ConfigMap of the control-plane namespace, tokens checked with
+    /// TokenReview) or `dir:PATH` (same as --dir).
+    #[arg(long)]
+    source: Option<String>,
+    /// With `--source kube`: the issuer Secret.
+    #[arg(long, default_value = wisp_identity::k8s::ISSUER_SECRET)]
+    issuer_secret: String,
+    /// With `--source kube`: the trust-roots ConfigMap.
+    #[arg(long, default_value = wisp_identity::k8s::TRUST_ROOTS_CONFIGMAP)]
+    trust_roots_configmap: String,
+    /// With `--source kube`: also serve GET /ready, /live, /metrics here.
+    #[arg(long)]
+    admin_addr: Option<SocketAddr>,
     /// Listen address; TLS and plaintext gRPC share it.
     #[arg(long, default_value = DEFAULT_ADDR)]
     addr: SocketAddr,
@@ -121,9 +138,16 @@ fn run_token(args: TokenArgs) -> anyhow::Result<()> {
 }
 
 fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
-    let dir = args
-        .dir
-        .context("--dir is required to serve (or use `wisp identity init` / `token`)")?;
+    let dir = match args.source.as_deref() {
+        Some("kube") => return run_serve_kube(args),
+        Some(source) => Some(PathBuf::from(source.strip_prefix("dir:").ok_or_else(
+            || anyhow::anyhow!("--source {source:?}: expected kube or dir:PATH"),
+        )?)),
+        None => args.dir,
+    };
+    let dir = dir.context(
+        "--dir (or --source) is required to serve (or use `wisp identity init` / `token`)",
+    )?;
     let config = Config {
         dir,
         addr: args.addr,
@@ -146,4 +170,34 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     });
     drop(runtime);
     result
+}
+
+/// `--source kube`: the controller with only its identity role.
+fn run_serve_kube(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = crate::controller::Settings {
+        roles: crate::controller::Roles {
+            destination: false,
+            identity: true,
+            injector: false,
+        },
+        source: None,
+        cluster_domain: args.trust_domain.clone(),
+        trust_domain: args.trust_domain,
+        control_plane_ns: args.control_plane_ns,
+        cluster_networks: Vec::new(),
+        default_inbound_policy: wisp_destination::DefaultPolicy::AllUnauthenticated,
+        destination_addr: args.addr,
+        identity_addr: args.addr,
+        injector_addr: args.addr,
+        admin_addr: args.admin_addr,
+        issuer_secret: args.issuer_secret,
+        trust_roots_configmap: args.trust_roots_configmap,
+        validity: Validity {
+            lifetime: args.lifetime,
+            skew: args.skew,
+        },
+        injector_tls_dir: PathBuf::new(),
+        injector_config: PathBuf::new(),
+    };
+    crate::controller_cmd::block_on(settings)
 }

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use rcgen::{
@@ -12,6 +13,7 @@ use rcgen::{
 use ring::rand::{SecureRandom, SystemRandom};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use time::OffsetDateTime;
+use tokio::sync::watch;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer;
 
@@ -102,23 +104,34 @@ pub struct Issued {
     pub serial: u64,
 }
 
-/// Trust anchors and an issuer able to sign leaf certificates.
-pub struct Ca {
+/// The material a CA signs with; replaced whole by [`Ca::reload`].
+struct Material {
     trust_anchors: Vec<CertificateDer<'static>>,
     issuer_der: CertificateDer<'static>,
     issuer: Issuer<'static, KeyPair>,
     /// Earliest NotAfter of the issuer and the anchor it chains to.
     chain_not_after: OffsetDateTime,
+}
+
+/// Trust anchors and an issuer able to sign leaf certificates.
+///
+/// The material can be swapped while the CA is shared ([`Ca::reload`]):
+/// every holder of the `Arc<Ca>` issues from the new issuer at once, and
+/// [`Ca::subscribe`] tells the holders of derived certificates to renew.
+pub struct Ca {
+    material: RwLock<Arc<Material>>,
     validity: Validity,
     next_serial: AtomicU64,
     issued: AtomicU64,
+    generation: watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Ca {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let material = self.material();
         f.debug_struct("Ca")
-            .field("trust_anchors", &self.trust_anchors.len())
-            .field("chain_not_after", &self.chain_not_after)
+            .field("trust_anchors", &material.trust_anchors.len())
+            .field("chain_not_after", &material.chain_not_after)
             .field("validity", &self.validity)
             .field("issued", &self.issued_count())
             .finish_non_exhaustive()
@@ -196,25 +209,60 @@ impl Ca {
         }
         let issuer = Issuer::from_ca_cert_der(&issuer_der, key)
             .map_err(|e| format!("issuer certificate unusable: {e}"))?;
-        Ok(Self {
+        let material = Material {
             trust_anchors,
             issuer_der,
             issuer,
             chain_not_after,
+        };
+        Ok(Self {
+            material: RwLock::new(Arc::new(material)),
             validity,
             next_serial: AtomicU64::new(random_serial_seed()),
             issued: AtomicU64::new(0),
+            generation: watch::Sender::new(0),
         })
     }
 
-    /// The trust anchors (DER).
-    pub fn trust_anchors(&self) -> &[CertificateDer<'static>] {
-        &self.trust_anchors
+    fn material(&self) -> Arc<Material> {
+        match self.material.read() {
+            Ok(m) => m.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
-    /// The issuer certificate (DER).
-    pub fn issuer_cert(&self) -> &CertificateDer<'static> {
-        &self.issuer_der
+    /// Replaces this CA's trust anchors and issuer with `next`'s (already
+    /// checked when `next` was built); the validity, serial counter and
+    /// issued count are kept. Holders of [`Ca::subscribe`] are notified.
+    pub fn reload(&self, next: Ca) {
+        let material = next.material();
+        match self.material.write() {
+            Ok(mut m) => *m = material,
+            Err(poisoned) => *poisoned.into_inner() = material,
+        }
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// A receiver that changes each time [`Ca::reload`] swaps the material
+    /// (e.g. to re-issue a server's own certificate from the new issuer).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    /// The issuer chain's expiry: the earliest NotAfter of the issuer and
+    /// the trust anchor it chains to.
+    pub fn chain_not_after(&self) -> SystemTime {
+        SystemTime::from(self.material().chain_not_after)
+    }
+
+    /// The current trust anchors (DER).
+    pub fn trust_anchors(&self) -> Vec<CertificateDer<'static>> {
+        self.material().trust_anchors.clone()
+    }
+
+    /// The current issuer certificate (DER).
+    pub fn issuer_cert(&self) -> CertificateDer<'static> {
+        self.material().issuer_der.clone()
     }
 
     /// How many certificates this CA has issued.
@@ -233,13 +281,14 @@ impl Ca {
     /// `identity` ([`Csr::check_names`]); checks the key and signs.
     pub fn issue_checked(&self, identity: &str, csr: Csr) -> Result<Issued, IssueError> {
         csr.check_key().map_err(IssueError::Key)?;
+        let material = self.material();
         let now = OffsetDateTime::now_utc()
             .replace_nanosecond(0)
             .map_err(IssueError::Clock)?;
-        if self.chain_not_after <= now {
+        if material.chain_not_after <= now {
             return Err(IssueError::Issuer(format!(
                 "the issuer certificate chain expired at {}",
-                rfc3339(self.chain_not_after)
+                rfc3339(material.chain_not_after)
             )));
         }
         let skew = to_time(self.validity.skew);
@@ -247,7 +296,9 @@ impl Ca {
         let not_after = now
             .checked_add(lifetime)
             .and_then(|t| t.checked_add(skew))
-            .map_or(self.chain_not_after, |t| t.min(self.chain_not_after));
+            .map_or(material.chain_not_after, |t| {
+                t.min(material.chain_not_after)
+            });
         let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
 
         let mut params = CertificateParams::default();
@@ -274,7 +325,7 @@ impl Ca {
         let mut request = csr.params;
         request.params = params;
         let leaf = request
-            .signed_by(&self.issuer)
+            .signed_by(&material.issuer)
             .map_err(|source| IssueError::Signing {
                 context: "signing failed",
                 source,
@@ -282,7 +333,7 @@ impl Ca {
         self.issued.fetch_add(1, Ordering::Relaxed);
         Ok(Issued {
             leaf: leaf.der().clone(),
-            intermediates: vec![self.issuer_der.clone()],
+            intermediates: vec![material.issuer_der.clone()],
             valid_until: SystemTime::from(not_after),
             serial,
         })

@@ -8,6 +8,8 @@
 //! - [`incoming`] and [`tls`]: one port serving TLS and plaintext gRPC,
 //!   reusable by the other control-plane servers.
 //! - [`server`]: binding and serving; [`init`]: fresh identity material.
+//! - [`k8s`]: on Kubernetes, TokenReview validation and the CA read from
+//!   the issuer Secret and trust-roots ConfigMap (watched, reloaded).
 
 #![warn(missing_docs)]
 
@@ -17,6 +19,7 @@ pub mod csr;
 pub mod files;
 pub mod incoming;
 pub mod init;
+pub mod k8s;
 pub mod keys;
 pub mod names;
 pub mod own;

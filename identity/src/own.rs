@@ -49,11 +49,12 @@ impl OwnIdentity {
     pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, Error> {
         Ok(server_tls_config_with_resolver(
             self.cert.clone(),
-            self.ca.trust_anchors(),
+            &self.ca.trust_anchors(),
         )?)
     }
 
-    /// Renews the certificate forever (spawn it; abort to stop).
+    /// Renews the certificate forever (spawn it; abort to stop): at 70% of
+    /// its lifetime, and at once when the CA's issuer is reloaded.
     pub async fn renew_forever(self) {
         let OwnIdentity {
             ca,
@@ -61,11 +62,23 @@ impl OwnIdentity {
             cert,
             mut valid_until,
         } = self;
+        let mut reloads = ca.subscribe();
+        reloads.mark_unchanged();
         loop {
             let remaining = valid_until
                 .duration_since(SystemTime::now())
                 .unwrap_or_default();
-            tokio::time::sleep(remaining.mul_f64(0.7).max(MIN_REFRESH)).await;
+            let wait = tokio::time::sleep(remaining.mul_f64(0.7).max(MIN_REFRESH));
+            tokio::select! {
+                () = wait => {}
+                changed = reloads.changed() => {
+                    if changed.is_err() {
+                        // The CA is gone; only the timer remains.
+                        reloads = ca.subscribe();
+                    }
+                    reloads.mark_unchanged();
+                }
+            }
             let renewed = issue_own(&ca, &name).and_then(|(chain, key, until)| {
                 cert.set(chain, key)?;
                 Ok(until)

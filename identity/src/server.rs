@@ -61,7 +61,18 @@ impl Server {
         ca: Ca,
         validator: Arc<dyn TokenValidator>,
     ) -> Result<Self, Error> {
-        let ca = Arc::new(ca);
+        Self::bind_with_ca(config, Arc::new(ca), validator).await
+    }
+
+    /// Binds `config.addr` to issue from an already loaded (possibly
+    /// reloadable, e.g. [`crate::k8s::KubeCa`]) CA with tokens checked by
+    /// `validator`; `config.dir` is not read.
+    pub async fn bind_with_ca(
+        config: Config,
+        ca: Arc<Ca>,
+        validator: Arc<dyn TokenValidator>,
+    ) -> Result<Self, Error> {
+        check_names(&config)?;
         let own = OwnIdentity::issue(ca.clone(), config.service_name())?;
         let tls = own.server_config()?;
         let listener = TcpListener::bind(config.addr)

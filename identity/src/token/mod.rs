@@ -2,8 +2,8 @@
 //!
 //! [`TokenValidator`] turns the token a proxy sends into a service account.
 //! [`DirTokenValidator`] checks `wisp1.` tokens signed with the identity
-//! directory's `token.key`; a Kubernetes TokenReview validator can implement
-//! the same trait.
+//! directory's `token.key`; [`crate::k8s::TokenReviewValidator`] asks the
+//! Kubernetes API server (TokenReview).
 
 mod signed;
 

@@ -1,0 +1,360 @@
+//! The injector role: the proxy-injector webhook.
+//!
+//! The admission logic, the TLS configuration (certificate re-read from
+//! `--injector-tls-dir` when it changes) and the bounds are
+//! [`wisp_inject::webhook`]'s; this module feeds it the cluster
+//! ([`super::cluster::KubeCluster`]) and the trust anchors, and runs the
+//! accept loop itself so that each answer is counted by result for
+//! `/metrics` (`wisp_inject::webhook::serve` has no hook for that).
+//!
+//! Trust anchors: `identityTrustAnchorsPEM` of `inject.yaml`, else the
+//! `ca-bundle.crt` of the trust-roots ConfigMap, watched and updated in
+//! place. The role is ready once the anchors are known, the Namespaces
+//! listed, and the serving certificate loads.
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Api, Client};
+use serde_json::Value;
+use tokio::sync::{watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
+use tracing::{info, warn};
+use wisp_inject::webhook::{self as hook, Cluster};
+use wisp_inject::{InjectConfig, Injector};
+
+use super::cluster::KubeCluster;
+use super::{stopped, unless_stopped, Role, Settings, State};
+
+/// Deadline for a TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs the webhook until `stop` turns true.
+pub(crate) async fn run(
+    settings: Arc<Settings>,
+    client: Client,
+    state: Arc<State>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let config = load_config(&settings)?;
+    let from_config = !config.identity_trust_anchors_pem.trim().is_empty();
+    let injector = Arc::new(Injector::new(config));
+    let anchors_task = if from_config {
+        None
+    } else {
+        Some(tokio::spawn(watch_trust_roots(
+            client.clone(),
+            settings.clone(),
+            injector.clone(),
+        )))
+    };
+    let result = serve_role(&settings, client, state, stop, injector).await;
+    if let Some(task) = anchors_task {
+        task.abort();
+    }
+    result
+}
+
+fn load_config(settings: &Settings) -> anyhow::Result<InjectConfig> {
+    let path = &settings.injector_config;
+    if !path.exists() {
+        warn!(path = %path.display(), "no inject.yaml; using the defaults");
+        return InjectConfig::from_yaml("", "defaults").context("the default inject.yaml");
+    }
+    InjectConfig::load(path).with_context(|| format!("--injector-config {}", path.display()))
+}
+
+async fn serve_role(
+    settings: &Settings,
+    client: Client,
+    state: Arc<State>,
+    stop: watch::Receiver<bool>,
+    injector: Arc<Injector>,
+) -> anyhow::Result<()> {
+    // The serving certificate must load (a missing Secret mount is the
+    // operator's to fix; the kubelet restarts us until it is there).
+    hook::load_certificate(&settings.injector_tls_dir).with_context(|| {
+        format!(
+            "the injector's serving certificate in {}",
+            settings.injector_tls_dir.display()
+        )
+    })?;
+    let tls = hook::server_config(settings.injector_tls_dir.clone())
+        .context("cannot configure the injector's TLS")?;
+    let cluster = Arc::new(KubeCluster::spawn(client, state.clone()));
+    let anchors_known = async {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        while injector.trust_anchors().trim().is_empty() {
+            tick.tick().await;
+        }
+    };
+    let Some(listed) = unless_stopped(&stop, async {
+        let listed = cluster.ready().await;
+        anchors_known.await;
+        listed
+    })
+    .await
+    else {
+        return Ok(());
+    };
+    anyhow::ensure!(listed, "the Namespace reflector stopped before listing");
+    let listener = tokio::net::TcpListener::bind(settings.injector_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (--injector-addr)",
+                settings.injector_addr
+            )
+        })?;
+    info!(addr = %settings.injector_addr, "proxy-injector webhook listening (HTTPS)");
+    state.set_ready(Role::Injector);
+    let cluster: Arc<dyn Cluster> = cluster;
+    accept_loop(
+        listener,
+        TlsAcceptor::from(Arc::new(tls)),
+        injector,
+        cluster,
+        state,
+        stop,
+    )
+    .await;
+    Ok(())
+}
+
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    acceptor: TlsAcceptor,
+    injector: Arc<Injector>,
+    cluster: Arc<dyn Cluster>,
+    state: Arc<State>,
+    stop: watch::Receiver<bool>,
+) {
+    let limit = Arc::new(Semaphore::new(hook::MAX_CONNECTIONS));
+    let mut tasks = tokio::task::JoinSet::new();
+    let shutdown = stopped(stop.clone());
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = limit.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let stream = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    warn!(%error, "webhook accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        while tasks.try_join_next().is_some() {}
+        let (acceptor, injector, cluster, state) = (
+            acceptor.clone(),
+            injector.clone(),
+            cluster.clone(),
+            state.clone(),
+        );
+        let stop = stop.clone();
+        tasks.spawn(async move {
+            let _permit = permit;
+            let Ok(Ok(tls)) =
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+            else {
+                return;
+            };
+            let service = hyper::service::service_fn(move |req| {
+                handle(req, injector.clone(), cluster.clone(), state.clone())
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection(TokioIo::new(tls), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                () = stopped(stop) => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    while tasks.join_next().await.is_some() {}
+}
+
+fn reply(status: StatusCode, body: impl Into<Bytes>, json: bool) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    if json {
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+    }
+    response
+}
+
+async fn handle(
+    request: Request<Incoming>,
+    injector: Arc<Injector>,
+    cluster: Arc<dyn Cluster>,
+    state: Arc<State>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let counts = &state.webhook;
+    if request.method() != Method::POST {
+        counts.error.fetch_add(1, Ordering::Relaxed);
+        return Ok(reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "POST an AdmissionReview\n",
+            false,
+        ));
+    }
+    let body = match Limited::new(request.into_body(), hook::MAX_BODY)
+        .collect()
+        .await
+    {
+        Ok(body) => body.to_bytes(),
+        Err(error) => {
+            counts.error.fetch_add(1, Ordering::Relaxed);
+            let status = if error
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            return Ok(reply(
+                status,
+                format!("cannot read the body: {error}\n"),
+                false,
+            ));
+        }
+    };
+    match hook::review(&body, &injector, &cluster).await {
+        Ok(Some(answer)) => {
+            let counter = match classify(&answer) {
+                Outcome::Injected => &counts.injected,
+                Outcome::Skipped => &counts.skipped,
+                Outcome::Denied => &counts.error,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            let bytes = serde_json::to_vec(&answer).unwrap_or_default();
+            Ok(reply(StatusCode::OK, bytes, true))
+        }
+        Ok(None) => {
+            counts.error.fetch_add(1, Ordering::Relaxed);
+            Ok(reply(StatusCode::OK, Bytes::new(), false))
+        }
+        Err(error) => {
+            counts.error.fetch_add(1, Ordering::Relaxed);
+            let message = wisp_common::error::chain_of(std::iter::successors(
+                Some(&error as &(dyn std::error::Error + 'static)),
+                |e| e.source(),
+            ));
+            warn!(error = %message, "bad AdmissionReview");
+            Ok(reply(
+                StatusCode::BAD_REQUEST,
+                format!("{message}\n"),
+                false,
+            ))
+        }
+    }
+}
+
+/// How an AdmissionReview was answered.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    Injected,
+    Skipped,
+    Denied,
+}
+
+fn classify(answer: &Value) -> Outcome {
+    let response = &answer["response"];
+    if response["allowed"] != Value::Bool(true) {
+        Outcome::Denied
+    } else if response.get("patch").is_some_and(|p| !p.is_null()) {
+        Outcome::Injected
+    } else {
+        Outcome::Skipped
+    }
+}
+
+/// Keeps the injector's trust anchors equal to the trust-roots ConfigMap's
+/// `ca-bundle.crt`.
+async fn watch_trust_roots(client: Client, settings: Arc<Settings>, injector: Arc<Injector>) {
+    let name = settings.trust_roots_configmap.clone();
+    let api: Api<ConfigMap> = Api::namespaced(client, &settings.control_plane_ns);
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut events = std::pin::pin!(watcher::watcher(api, config).default_backoff());
+    while let Some(event) = events.next().await {
+        let cm = match event {
+            Ok(Event::Apply(cm) | Event::InitApply(cm)) => cm,
+            Ok(_) => continue,
+            Err(error) => {
+                warn!(error = %error, "trust-roots ConfigMap watch failed; retrying");
+                continue;
+            }
+        };
+        if cm.metadata.name.as_deref() != Some(name.as_str()) {
+            continue;
+        }
+        match wisp_identity::k8s::anchors_from_configmap(&cm) {
+            Ok(_) => {
+                let key = wisp_identity::k8s::TRUST_ROOTS_KEY;
+                let pem = match (&cm.data, &cm.binary_data) {
+                    (Some(d), _) if d.contains_key(key) => d[key].clone(),
+                    (_, Some(b)) => b
+                        .get(key)
+                        .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+                        .unwrap_or_default(),
+                    _ => String::new(),
+                };
+                if pem != injector.trust_anchors() {
+                    info!(configmap = %name, "injector trust anchors updated");
+                    injector.set_trust_anchors(pem);
+                }
+            }
+            Err(error) => warn!(%error, "unusable trust roots; keeping the current ones"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{classify, Outcome};
+
+    #[test]
+    fn outcomes() {
+        let injected =
+            json!({"response": {"allowed": true, "patch": "W10=", "patchType": "JSONPatch"}});
+        assert_eq!(classify(&injected), Outcome::Injected);
+        assert_eq!(
+            classify(&json!({"response": {"allowed": true}})),
+            Outcome::Skipped
+        );
+        assert_eq!(
+            classify(&json!({"response": {"allowed": false, "status": {"message": "x"}}})),
+            Outcome::Denied
+        );
+    }
+}
