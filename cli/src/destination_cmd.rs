@@ -9,7 +9,9 @@ use wisp_destination::{Config, SourceSpec};
 /// Arguments of `wisp destination`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Where resources come from: `dir:PATH` (a directory of YAML manifests).
+    /// Where resources come from: `dir:PATH` (a directory of YAML manifests),
+    /// `kube` (the Kubernetes API: kubeconfig as kubectl finds it, else the
+    /// in-cluster service account) or `kube:KUBECONFIG` (that kubeconfig file).
     #[arg(long, value_parser = parse_source)]
     source: SourceSpec,
     /// gRPC listen address.

@@ -6,10 +6,16 @@
 //! errors exit with 2, from clap) — never with a backtrace: these are the
 //! user's errors, not the program's.
 
+mod check_cmd;
+mod controller;
+mod controller_cmd;
 mod demo;
 mod destination_cmd;
 mod identity_cmd;
+mod inject_cmd;
 mod inspect;
+mod install;
+mod install_cmd;
 mod profile_cmd;
 mod signal;
 mod tap;
@@ -31,8 +37,18 @@ struct Cli {
 enum Command {
     /// Serve the Destination API from a resource index.
     Destination(destination_cmd::Args),
+    /// The control plane on Kubernetes: destination, identity and the injector webhook.
+    Controller(controller_cmd::Args),
+    /// Print the control plane's manifests (the charts/wisp chart), or with `--crds` the CRDs.
+    Install(install_cmd::Args),
+    /// Check the cluster (`--pre`) or the installed control plane; non-zero exit on failure.
+    Check(check_cmd::Args),
     /// The certificate authority: `init`, `token`, or serve Identity.Certify.
     Identity(identity_cmd::Args),
+    /// Add the proxy to pod templates in manifests (`linkerd inject --manual`).
+    Inject(inject_cmd::InjectArgs),
+    /// Remove what `wisp inject` or the injector added to manifests.
+    Uninject(inject_cmd::UninjectArgs),
     /// Print a ServiceProfile: a template, or generated from OpenAPI or protobuf.
     Profile(profile_cmd::Args),
     /// Check ServiceProfile, TrafficSplit and core manifests; print every problem.
@@ -81,7 +97,12 @@ fn main() -> ExitCode {
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Destination(args) => destination_cmd::run(args),
+        Command::Controller(args) => controller_cmd::run(args),
+        Command::Install(args) => install_cmd::run(args),
+        Command::Check(args) => check_cmd::run(args),
         Command::Identity(args) => identity_cmd::run(args),
+        Command::Inject(args) => inject_cmd::run_inject(args),
+        Command::Uninject(args) => inject_cmd::run_uninject(args),
         Command::Profile(args) => profile_cmd::run(args),
         Command::Validate(args) => profile_cmd::run_validate(args),
         Command::Apply(args) => profile_cmd::run_apply(args),
