@@ -6,7 +6,8 @@
 //! * [`signal`]: waiting for SIGTERM or SIGINT;
 //! * [`backoff`]: jittered exponential backoff between retries;
 //! * [`procfs`]: process and machine statistics from `/proc`;
-//! * [`error`]: an error and its causes on one line.
+//! * [`error`]: an error and its causes on one line;
+//! * [`json`]: writing small JSON documents without serde.
 //!
 //! The proxy depends on this crate, so it stays a leaf with few
 //! dependencies (`tokio`, `fastrand`, `thiserror` and rustix's `param`
@@ -15,6 +16,7 @@
 pub mod backoff;
 pub mod duration;
 pub mod error;
+pub mod json;
 pub mod procfs;
 pub mod prometheus;
 pub mod signal;

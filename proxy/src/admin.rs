@@ -12,6 +12,8 @@ use std::sync::Arc;
 use http::{header, Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use wisp_common::json::ToJson;
+use wisp_common::json_object;
 
 use crate::balance::EndpointState;
 use crate::drain::Drain;
@@ -54,7 +56,6 @@ pub(crate) struct Admin {
 }
 
 /// The `/config.json` document.
-#[derive(serde::Serialize)]
 struct Dump {
     identity: Option<IdentityState>,
     ready: bool,
@@ -65,10 +66,31 @@ struct Dump {
 }
 
 /// The proxy's identity and certificate.
-#[derive(serde::Serialize)]
 struct IdentityState {
     name: String,
     certificate_expiry_unix: Option<f64>,
+}
+
+impl ToJson for Dump {
+    fn write_json(&self, out: &mut String) {
+        json_object!(out;
+            "identity" => &self.identity,
+            "ready" => &self.ready,
+            "listeners" => &self.listeners,
+            "outbound" => &self.outbound,
+            "inbound" => &self.inbound,
+            "taps" => &self.taps,
+        );
+    }
+}
+
+impl ToJson for IdentityState {
+    fn write_json(&self, out: &mut String) {
+        json_object!(out;
+            "name" => &self.name,
+            "certificate_expiry_unix" => &self.certificate_expiry_unix,
+        );
+    }
 }
 
 impl Admin {
@@ -125,20 +147,14 @@ fn config_json(admin: &Admin) -> Response<ResponseBody> {
         inbound: admin.inbound.state(),
         taps: admin.taps.open(),
     };
-    match serde_json::to_string_pretty(&dump) {
-        Ok(body) => {
-            let mut r = Response::new(ResponseBody::text(body));
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                header::HeaderValue::from_static("application/json"),
-            );
-            r
-        }
-        Err(_) => text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "cannot render the state\n",
-        ),
-    }
+    let mut body = String::with_capacity(4096);
+    dump.write_json(&mut body);
+    let mut r = Response::new(ResponseBody::text(body));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    r
 }
 
 fn respond(admin: &Admin, peer: SocketAddr, req: Request<RequestBody>) -> Response<ResponseBody> {

@@ -202,7 +202,7 @@ impl EndpointFactory {
 }
 
 /// What is known about an endpoint right now (the admin dump).
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug)]
 pub(crate) struct EndpointState {
     /// The endpoint's address.
     pub(crate) addr: String,
@@ -218,6 +218,20 @@ pub(crate) struct EndpointState {
     pub(crate) pending: u32,
     /// The peak-EWMA latency estimate now, milliseconds.
     pub(crate) ewma_ms: f64,
+}
+
+impl wisp_common::json::ToJson for EndpointState {
+    fn write_json(&self, out: &mut String) {
+        wisp_common::json_object!(out;
+            "addr" => &self.addr,
+            "identity" => &self.identity,
+            "labels" => &self.labels,
+            "h2" => &self.h2,
+            "opaque_transport_port" => &self.opaque_transport_port,
+            "pending" => &self.pending,
+            "ewma_ms" => &self.ewma_ms,
+        );
+    }
 }
 
 /// An endpoint with its load, its connections and its metrics.

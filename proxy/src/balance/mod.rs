@@ -42,7 +42,7 @@ pub(crate) enum Resolution {
 }
 
 /// What a balancer knows right now (the admin dump).
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug)]
 pub(crate) struct BalancerState {
     /// The service.
     pub(crate) authority: String,
@@ -53,6 +53,17 @@ pub(crate) struct BalancerState {
     pub(crate) stale: bool,
     /// The endpoints.
     pub(crate) endpoints: Vec<EndpointState>,
+}
+
+impl wisp_common::json::ToJson for BalancerState {
+    fn write_json(&self, out: &mut String) {
+        wisp_common::json_object!(out;
+            "authority" => &self.authority,
+            "resolution" => self.resolution,
+            "stale" => &self.stale,
+            "endpoints" => &self.endpoints,
+        );
+    }
 }
 
 /// One service's endpoints and their balancer.

@@ -6,12 +6,15 @@ use std::collections::BTreeMap;
 
 use tokio::time::Instant;
 
+use wisp_common::json::ToJson;
+use wisp_common::json_object;
+
 use crate::balance::{BalancerState, EndpointState};
 use crate::outbound::profile::Profile;
 use crate::outbound::target::Resolver;
 
 /// The outbound side's state.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug)]
 pub(crate) struct OutboundState {
     /// Services followed through discovery.
     pub(crate) services: Vec<BalancerState>,
@@ -24,7 +27,7 @@ pub(crate) struct OutboundState {
 }
 
 /// A logical service's profile.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug)]
 pub(crate) struct ProfileState {
     /// The service.
     pub(crate) authority: String,
@@ -41,7 +44,7 @@ pub(crate) struct ProfileState {
 }
 
 /// One route.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug)]
 pub(crate) struct RouteState {
     /// Its labels (`route` names it).
     pub(crate) labels: BTreeMap<String, String>,
@@ -52,7 +55,7 @@ pub(crate) struct RouteState {
 }
 
 /// A retry budget's settings.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug)]
 pub(crate) struct BudgetState {
     /// Retries per original request.
     pub(crate) retry_ratio: f64,
@@ -60,6 +63,50 @@ pub(crate) struct BudgetState {
     pub(crate) min_retries_per_second: f64,
     /// The window, seconds.
     pub(crate) ttl_seconds: f64,
+}
+
+impl ToJson for OutboundState {
+    fn write_json(&self, out: &mut String) {
+        json_object!(out;
+            "services" => &self.services,
+            "profiles" => &self.profiles,
+            "addresses" => &self.addresses,
+            "remembered" => &self.remembered,
+        );
+    }
+}
+
+impl ToJson for ProfileState {
+    fn write_json(&self, out: &mut String) {
+        json_object!(out;
+            "authority" => &self.authority,
+            "received" => &self.received,
+            "routes" => &self.routes,
+            "retry_budget" => &self.retry_budget,
+            "split" => &self.split,
+            "opaque" => &self.opaque,
+        );
+    }
+}
+
+impl ToJson for RouteState {
+    fn write_json(&self, out: &mut String) {
+        json_object!(out;
+            "labels" => &self.labels,
+            "retryable" => &self.retryable,
+            "timeout_ms" => &self.timeout_ms,
+        );
+    }
+}
+
+impl ToJson for BudgetState {
+    fn write_json(&self, out: &mut String) {
+        json_object!(out;
+            "retry_ratio" => &self.retry_ratio,
+            "min_retries_per_second" => &self.min_retries_per_second,
+            "ttl_seconds" => &self.ttl_seconds,
+        );
+    }
 }
 
 impl Resolver {

@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use http::{HeaderMap, StatusCode};
 use linkerd2_proxy_api::http_types::{self, headers::Header, Headers, Scheme};
-use linkerd2_proxy_api::net::TcpAddress;
-use linkerd2_proxy_api::tap::tap_event::{self, http as tap_http, ProxyDirection};
-use linkerd2_proxy_api::tap::{eos, Eos, TapEvent};
+use linkerd2_proxy_api::tap::tap_event::{http as tap_http, ProxyDirection};
+use linkerd2_proxy_api::tap::{eos, Eos};
 use tokio::time::Instant;
 
 use crate::tap::matcher::RequestView;
+use crate::tap::queued::{Meta, Queued, RequestHead, What};
 use crate::tap::registry::{Subscription, Taps};
 
 /// Where a connection's requests come from, as taps describe it; made once
@@ -35,38 +35,6 @@ impl Origin {
     pub(crate) fn tap(&self, view: &RequestView<'_>, head: &HeaderMap) -> Option<TapRequest> {
         let chosen = self.taps.select(view);
         (!chosen.is_empty()).then(|| TapRequest::start(self, view, head, chosen))
-    }
-}
-
-/// What every event of one request repeats.
-struct Meta {
-    source: TcpAddress,
-    source_labels: HashMap<String, String>,
-    destination: TcpAddress,
-    destination_labels: HashMap<String, String>,
-    route_labels: HashMap<String, String>,
-    direction: ProxyDirection,
-}
-
-impl Meta {
-    fn event(&self, http: tap_http::Event) -> TapEvent {
-        TapEvent {
-            source: Some(self.source),
-            source_meta: Some(tap_event::EndpointMeta {
-                labels: self.source_labels.clone(),
-            }),
-            destination: Some(self.destination),
-            destination_meta: Some(tap_event::EndpointMeta {
-                labels: self.destination_labels.clone(),
-            }),
-            route_meta: (!self.route_labels.is_empty()).then(|| tap_event::RouteMeta {
-                labels: self.route_labels.clone(),
-            }),
-            proxy_direction: self.direction.into(),
-            event: Some(tap_event::Event::Http(tap_event::Http {
-                event: Some(http),
-            })),
-        }
     }
 }
 
@@ -99,8 +67,21 @@ fn headers(pseudo: &[(&str, String)], real: &HeaderMap) -> Headers {
     Headers { headers }
 }
 
-fn duration(d: std::time::Duration) -> Option<prost_types::Duration> {
-    prost_types::Duration::try_from(d).ok()
+/// Sends one event to every tap of `streams`.
+fn send_all(streams: &Streams, meta: &Arc<Meta>, what: impl Fn() -> What) {
+    for (sub, id) in streams {
+        sub.send(Queued {
+            meta: meta.clone(),
+            id: *id,
+            headers: sub.headers,
+            what: what(),
+        });
+    }
+}
+
+/// Whether any tap of `streams` asked for headers.
+fn any_headers(streams: &Streams) -> bool {
+    streams.iter().any(|(sub, _)| sub.headers)
 }
 
 impl TapRequest {
@@ -119,13 +100,6 @@ impl TapRequest {
             route_labels: labels(view.route_labels),
             direction: origin.direction,
         });
-        let pseudo = [
-            (":method", view.method.as_str().to_string()),
-            (":scheme", view.scheme.to_string()),
-            (":authority", view.authority.to_string()),
-            (":path", view.path.to_string()),
-        ];
-        let method = http_types::HttpMethod::from(view.method.clone());
         let streams: Streams = chosen
             .into_iter()
             .map(|sub| {
@@ -135,19 +109,25 @@ impl TapRequest {
                         .next_stream
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 };
-                sub.send(
-                    meta.event(tap_http::Event::RequestInit(tap_http::RequestInit {
-                        id: Some(id),
-                        method: Some(method.clone()),
-                        scheme: Some(Scheme::from(view.scheme)),
-                        authority: view.authority.to_string(),
-                        path: view.path.to_string(),
-                        headers: sub.headers.then(|| headers(&pseudo, head)),
-                    })),
-                );
                 (sub, id)
             })
             .collect();
+        let request = Arc::new(RequestHead {
+            method: http_types::HttpMethod::from(view.method.clone()),
+            scheme: Scheme::from(view.scheme),
+            authority: view.authority.to_string(),
+            path: view.path.to_string(),
+            headers: any_headers(&streams).then(|| {
+                let pseudo = [
+                    (":method", view.method.as_str().to_string()),
+                    (":scheme", view.scheme.to_string()),
+                    (":authority", view.authority.to_string()),
+                    (":path", view.path.to_string()),
+                ];
+                headers(&pseudo, head)
+            }),
+        });
+        send_all(&streams, &meta, || What::RequestInit(request.clone()));
         TapRequest {
             streams,
             meta,
@@ -164,18 +144,13 @@ impl TapRequest {
         grpc_status: Option<u32>,
     ) -> TapResponse {
         let now = Instant::now();
-        for (sub, id) in &self.streams {
-            let pseudo = [(":status", status.as_str().to_string())];
-            sub.send(
-                self.meta
-                    .event(tap_http::Event::ResponseInit(tap_http::ResponseInit {
-                        id: Some(*id),
-                        since_request_init: duration(now - self.started),
-                        http_status: u32::from(status.as_u16()),
-                        headers: sub.headers.then(|| headers(&pseudo, head)),
-                    })),
-            );
-        }
+        let shared = any_headers(&self.streams)
+            .then(|| Arc::new(headers(&[(":status", status.as_str().to_string())], head)));
+        send_all(&self.streams, &self.meta, || What::ResponseInit {
+            since_request_init: now - self.started,
+            status: u32::from(status.as_u16()),
+            headers: shared.clone(),
+        });
         TapResponse {
             streams: self.streams,
             meta: self.meta,
@@ -236,22 +211,16 @@ impl TapResponse {
             (None, None) => None,
         };
         let now = Instant::now();
-        for (sub, id) in &self.streams {
-            sub.send(
-                self.meta
-                    .event(tap_http::Event::ResponseEnd(tap_http::ResponseEnd {
-                        id: Some(*id),
-                        since_request_init: duration(now - self.started),
-                        since_response_init: duration(now - self.responded),
-                        response_bytes: self.bytes,
-                        eos,
-                        trailers: sub
-                            .headers
-                            .then(|| trailers.map(|t| headers(&[], t)))
-                            .flatten(),
-                    })),
-            );
-        }
+        let shared = trailers
+            .filter(|_| any_headers(&self.streams))
+            .map(|t| Arc::new(headers(&[], t)));
+        send_all(&self.streams, &self.meta, || What::ResponseEnd {
+            since_request_init: now - self.started,
+            since_response_init: now - self.responded,
+            bytes: self.bytes,
+            eos,
+            trailers: shared.clone(),
+        });
     }
 }
 

@@ -1,6 +1,8 @@
 //! Live tap: the Tap API's `Observe` (served on the control port,
-//! `server.rs`), the requests it asks for (`matcher.rs`), and the events
-//! tapped requests emit (`event.rs`).
+//! `server.rs`), the requests it asks for
+//! (`matcher.rs`), the events tapped requests emit (`event.rs`) and the
+//! small entries they wait as in each tap's buffer until the consumer
+//! takes them (`queued.rs`).
 //!
 //! Costs nothing while no tap is open: the request path checks one relaxed
 //! atomic (`Taps::is_active`) and does nothing else. While taps are open,
@@ -10,6 +12,7 @@
 
 mod event;
 mod matcher;
+mod queued;
 mod registry;
 pub(crate) mod server;
 

@@ -5,10 +5,11 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-use linkerd2_proxy_api::tap::{observe_request, ObserveRequest, TapEvent};
+use linkerd2_proxy_api::tap::{observe_request, ObserveRequest};
 use tokio::sync::mpsc;
 
 use crate::tap::matcher::{self, Matcher, RequestView};
+use crate::tap::queued::Queued;
 
 /// `Observe` calls served at once at most.
 pub(crate) const MAX_OBSERVERS: usize = 64;
@@ -17,7 +18,7 @@ pub(crate) const MAX_OBSERVERS: usize = 64;
 pub(crate) const EVENT_BUFFER: usize = 400;
 
 /// What one `Observe` call sends its events into.
-type Events = mpsc::Sender<Result<TapEvent, tonic::Status>>;
+type Events = mpsc::Sender<Queued>;
 
 /// One open `Observe` call.
 pub(crate) struct Subscription {
@@ -36,8 +37,8 @@ pub(crate) struct Subscription {
 
 impl Subscription {
     /// Sends an event, or counts it as dropped when the consumer is behind.
-    pub(super) fn send(&self, event: TapEvent) {
-        if self.events.try_send(Ok(event)).is_err() {
+    pub(super) fn send(&self, event: Queued) {
+        if self.events.try_send(event).is_err() {
             self.dropped.fetch_add(1, Relaxed);
         }
     }
@@ -100,7 +101,7 @@ impl Taps {
     pub(crate) fn observe(
         &self,
         req: ObserveRequest,
-    ) -> Result<(u32, mpsc::Receiver<Result<TapEvent, tonic::Status>>), ObserveError> {
+    ) -> Result<(u32, mpsc::Receiver<Queued>), ObserveError> {
         if req.limit == 0 {
             return Err(ObserveError::Limit);
         }

@@ -26,6 +26,7 @@ use tonic::codegen::tokio_stream::Stream;
 use tower_service::Service;
 
 use crate::drain::Drain;
+use crate::tap::queued::Queued;
 use crate::tap::registry::Taps;
 use crate::transport::io::PrefixedIo;
 use crate::transport::listen::{accept_loop, AcceptLimit};
@@ -33,6 +34,13 @@ use crate::transport::tls::{accept_mesh, read_client_hello, Hello, MeshTls};
 
 /// Control connections served at once.
 const MAX_CONTROL_CONNECTIONS: usize = 100;
+
+/// Bytes of encoded events HTTP/2 buffers per `Observe` stream beyond the
+/// client's flow-control window (h2's default is 400 KiB). Past it the
+/// stream stops taking events and they wait, small, in the tap's buffer
+/// (or are dropped when it is full), so ten lagging taps cost ten times
+/// this at most, not 4 MiB.
+const SEND_BUFFER: usize = 16 * 1024;
 
 /// How long a client may take to start TLS or send its first bytes.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -82,7 +90,10 @@ fn access(peer: SocketAddr, mesh_client: Option<Option<&str>>, tap_identity: &st
 async fn handle(control: Arc<Control>, mut stream: TcpStream, peer: SocketAddr, drain: Drain) {
     let plaintext = access(peer, None, &control.tap_identity);
     let Some(mesh) = control.tls.clone() else {
-        return serve_grpc(&control, stream, plaintext, drain).await;
+        // The same stream type as the other two cases, so the HTTP/2
+        // server is compiled once for this listener.
+        let io = PrefixedIo::new(bytes::Bytes::new(), stream);
+        return serve_grpc(&control, io, plaintext, drain).await;
     };
     let Ok((hello, prefix)) = read_client_hello(&mut stream, HANDSHAKE_TIMEOUT).await else {
         return;
@@ -118,6 +129,7 @@ where
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(10)))
         .keep_alive_timeout(Duration::from_secs(3))
+        .max_send_buf_size(SEND_BUFFER)
         .serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);
     let result = tokio::select! {
@@ -161,7 +173,7 @@ impl Tap for TapService {
 
 /// The events of one `Observe` call; closes the tap when the client goes.
 pub(crate) struct ObserveStream {
-    events: mpsc::Receiver<Result<TapEvent, tonic::Status>>,
+    events: mpsc::Receiver<Queued>,
     base: u32,
     taps: Arc<Taps>,
 }
@@ -170,7 +182,11 @@ impl Stream for ObserveStream {
     type Item = Result<TapEvent, tonic::Status>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.get_mut().events.poll_recv(cx)
+        // Built here, as the connection takes it to encode.
+        self.get_mut()
+            .events
+            .poll_recv(cx)
+            .map(|e| e.map(|q| Ok(q.into_event())))
     }
 }
 
