@@ -148,6 +148,7 @@ async fn start(pki: &Pki, dir: &Path) -> Server {
         dir.to_path_buf(),
         injector,
         cluster(),
+        Arc::new(|_| {}),
         async move {
             let _ = rx.await;
         },

@@ -3,9 +3,8 @@
 //! The admission logic, the TLS configuration (certificate re-read from
 //! `--injector-tls-dir` when it changes) and the bounds are
 //! [`wisp_inject::webhook`]'s; this module feeds it the cluster
-//! ([`super::cluster::KubeCluster`]) and the trust anchors, and runs the
-//! accept loop itself so that each answer is counted by result for
-//! `/metrics` (`wisp_inject::webhook::serve` has no hook for that).
+//! ([`super::cluster::KubeCluster`]) and the trust anchors, and counts
+//! each answer by result for `/metrics`.
 //!
 //! Trust anchors: `identityTrustAnchorsPEM` of `inject.yaml`, else the
 //! `ca-bundle.crt` of the trust-roots ConfigMap, watched and updated in
@@ -121,180 +120,26 @@ async fn serve_role(
     info!(addr = %settings.injector_addr, "proxy-injector webhook listening (HTTPS)");
     state.set_ready(Role::Injector);
     let cluster: Arc<dyn Cluster> = cluster;
-    accept_loop(
+    let counts = state.clone();
+    let observe: hook::Observer = Arc::new(move |answered| {
+        let c = &counts.webhook;
+        let counter = match answered {
+            hook::Answered::Injected => &c.injected,
+            hook::Answered::Skipped => &c.skipped,
+            hook::Answered::Denied | hook::Answered::BadRequest => &c.error,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    });
+    hook::serve(
         listener,
-        TlsAcceptor::from(Arc::new(tls)),
+        settings.injector_tls_dir.clone(),
         injector,
         cluster,
-        state,
-        stop,
+        observe,
+        stopped(stop),
     )
     .await;
     Ok(())
-}
-
-async fn accept_loop(
-    listener: tokio::net::TcpListener,
-    acceptor: TlsAcceptor,
-    injector: Arc<Injector>,
-    cluster: Arc<dyn Cluster>,
-    state: Arc<State>,
-    stop: watch::Receiver<bool>,
-) {
-    let limit = Arc::new(Semaphore::new(hook::MAX_CONNECTIONS));
-    let mut tasks = tokio::task::JoinSet::new();
-    let shutdown = stopped(stop.clone());
-    tokio::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            () = &mut shutdown => break,
-            permit = limit.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
-        let stream = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(error) => {
-                    warn!(%error, "webhook accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        while tasks.try_join_next().is_some() {}
-        let (acceptor, injector, cluster, state) = (
-            acceptor.clone(),
-            injector.clone(),
-            cluster.clone(),
-            state.clone(),
-        );
-        let stop = stop.clone();
-        tasks.spawn(async move {
-            let _permit = permit;
-            let Ok(Ok(tls)) =
-                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-            else {
-                return;
-            };
-            let service = hyper::service::service_fn(move |req| {
-                handle(req, injector.clone(), cluster.clone(), state.clone())
-            });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection(TokioIo::new(tls), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                () = stopped(stop) => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-            }
-        });
-    }
-    drop(listener);
-    while tasks.join_next().await.is_some() {}
-}
-
-fn reply(status: StatusCode, body: impl Into<Bytes>, json: bool) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(body.into()));
-    *response.status_mut() = status;
-    if json {
-        response.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/json"),
-        );
-    }
-    response
-}
-
-async fn handle(
-    request: Request<Incoming>,
-    injector: Arc<Injector>,
-    cluster: Arc<dyn Cluster>,
-    state: Arc<State>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let counts = &state.webhook;
-    if request.method() != Method::POST {
-        counts.error.fetch_add(1, Ordering::Relaxed);
-        return Ok(reply(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "POST an AdmissionReview\n",
-            false,
-        ));
-    }
-    let body = match Limited::new(request.into_body(), hook::MAX_BODY)
-        .collect()
-        .await
-    {
-        Ok(body) => body.to_bytes(),
-        Err(error) => {
-            counts.error.fetch_add(1, Ordering::Relaxed);
-            let status = if error
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                StatusCode::PAYLOAD_TOO_LARGE
-            } else {
-                StatusCode::BAD_REQUEST
-            };
-            return Ok(reply(
-                status,
-                format!("cannot read the body: {error}\n"),
-                false,
-            ));
-        }
-    };
-    match hook::review(&body, &injector, &cluster).await {
-        Ok(Some(answer)) => {
-            let counter = match classify(&answer) {
-                Outcome::Injected => &counts.injected,
-                Outcome::Skipped => &counts.skipped,
-                Outcome::Denied => &counts.error,
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
-            let bytes = serde_json::to_vec(&answer).unwrap_or_default();
-            Ok(reply(StatusCode::OK, bytes, true))
-        }
-        Ok(None) => {
-            counts.error.fetch_add(1, Ordering::Relaxed);
-            Ok(reply(StatusCode::OK, Bytes::new(), false))
-        }
-        Err(error) => {
-            counts.error.fetch_add(1, Ordering::Relaxed);
-            let message = wisp_common::error::chain_of(std::iter::successors(
-                Some(&error as &(dyn std::error::Error + 'static)),
-                |e| e.source(),
-            ));
-            warn!(error = %message, "bad AdmissionReview");
-            Ok(reply(
-                StatusCode::BAD_REQUEST,
-                format!("{message}\n"),
-                false,
-            ))
-        }
-    }
-}
-
-/// How an AdmissionReview was answered.
-#[derive(Debug, PartialEq, Eq)]
-enum Outcome {
-    Injected,
-    Skipped,
-    Denied,
-}
-
-fn classify(answer: &Value) -> Outcome {
-    let response = &answer["response"];
-    if response["allowed"] != Value::Bool(true) {
-        Outcome::Denied
-    } else if response.get("patch").is_some_and(|p| !p.is_null()) {
-        Outcome::Injected
-    } else {
-        Outcome::Skipped
-    }
 }
 
 /// Keeps the injector's trust anchors equal to the trust-roots ConfigMap's
@@ -334,27 +179,5 @@ async fn watch_trust_roots(client: Client, settings: Arc<Settings>, injector: Ar
             }
             Err(error) => warn!(%error, "unusable trust roots; keeping the current ones"),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::{classify, Outcome};
-
-    #[test]
-    fn outcomes() {
-        let injected =
-            json!({"response": {"allowed": true, "patch": "W10=", "patchType": "JSONPatch"}});
-        assert_eq!(classify(&injected), Outcome::Injected);
-        assert_eq!(
-            classify(&json!({"response": {"allowed": true}})),
-            Outcome::Skipped
-        );
-        assert_eq!(
-            classify(&json!({"response": {"allowed": false, "status": {"message": "x"}}})),
-            Outcome::Denied
-        );
     }
 }

@@ -68,7 +68,7 @@ async fn owner(cluster: &dyn Cluster, namespace: &str, pod: &Value) -> Option<(S
             Err(error) => tracing::warn!(
                 kind = %parent.kind,
                 name = %parent.name,
-                error = %super::chain(&error),
+                error = %wisp_common::error::chain(&error),
                 "owner lookup failed; labelling with the direct owner"
             ),
         }
@@ -158,7 +158,7 @@ async fn respond(
         Err(error) => {
             let message = format!(
                 "wisp proxy injector: cannot read namespace {namespace:?}: {}",
-                super::chain(&error)
+                wisp_common::error::chain(&error)
             );
             tracing::error!("{message}");
             return denied(uid, message);
@@ -194,7 +194,7 @@ async fn respond(
             response
         }
         Err(error) => {
-            let message = format!("wisp proxy injector: {}", super::chain(&error));
+            let message = format!("wisp proxy injector: {}", wisp_common::error::chain(&error));
             tracing::error!("{message}");
             denied(uid, message)
         }

@@ -41,15 +41,31 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Deadline for a request's headers (HTTP/1).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = error.to_string();
-    let mut cause = error.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
+/// How the webhook answered one HTTP request, for the caller's metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answered {
+    /// Allowed with a patch: the pod (or Service) was injected.
+    Injected,
+    /// Allowed without a patch: not to be injected, or already injected.
+    Skipped,
+    /// Refused: `allowed: false` (the injector could not do its job).
+    Denied,
+    /// Not an AdmissionReview we can answer (HTTP 4xx).
+    BadRequest,
+}
+
+/// Told of every answer (`serve`'s caller counts them).
+pub type Observer = Arc<dyn Fn(Answered) + Send + Sync>;
+
+fn outcome(answer: &serde_json::Value) -> Answered {
+    let response = &answer["response"];
+    if response["allowed"] != serde_json::Value::Bool(true) {
+        Answered::Denied
+    } else if response.get("patch").is_some_and(|p| !p.is_null()) {
+        Answered::Injected
+    } else {
+        Answered::Skipped
     }
-    out
 }
 
 /// The rustls server configuration (ring, TLS 1.2/1.3, ALPN h2 and
@@ -80,13 +96,28 @@ async fn handle(
     request: Request<Incoming>,
     injector: Arc<Injector>,
     cluster: Arc<dyn Cluster>,
+    observe: Observer,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    let (result, response) = answer(request, &injector, &cluster).await;
+    observe(result);
+    Ok(response)
+}
+
+async fn answer(
+    request: Request<Incoming>,
+    injector: &Injector,
+    cluster: &Arc<dyn Cluster>,
+) -> (Answered, Response<Full<Bytes>>) {
+    let bad = Answered::BadRequest;
     if request.method() != Method::POST {
-        return Ok(reply(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "POST an AdmissionReview\n",
-            false,
-        ));
+        return (
+            bad,
+            reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "POST an AdmissionReview\n",
+                false,
+            ),
+        );
     }
     let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
         Ok(body) => body.to_bytes(),
@@ -95,49 +126,56 @@ async fn handle(
                 .downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some()
             {
-                return Ok(reply(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body over 10 MiB\n",
-                    false,
-                ));
+                return (
+                    bad,
+                    reply(StatusCode::PAYLOAD_TOO_LARGE, "body over 10 MiB\n", false),
+                );
             }
-            return Ok(reply(
-                StatusCode::BAD_REQUEST,
-                format!("cannot read body: {error}\n"),
-                false,
-            ));
+            return (
+                bad,
+                reply(
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot read body: {error}\n"),
+                    false,
+                ),
+            );
         }
     };
-    match admission::review(&body, &injector, &cluster).await {
+    match admission::review(&body, injector, cluster).await {
         Ok(Some(answer)) => {
             let bytes = serde_json::to_vec(&answer).unwrap_or_default();
-            Ok(reply(StatusCode::OK, bytes, true))
+            (outcome(&answer), reply(StatusCode::OK, bytes, true))
         }
-        Ok(None) => Ok(reply(StatusCode::OK, Bytes::new(), false)),
+        Ok(None) => (bad, reply(StatusCode::OK, Bytes::new(), false)),
         Err(error) => {
-            tracing::warn!(error = %chain(&error), "bad AdmissionReview");
-            Ok(reply(
-                StatusCode::BAD_REQUEST,
-                format!("{}\n", chain(&error)),
-                false,
-            ))
+            tracing::warn!(error = %wisp_common::error::chain(&error), "bad AdmissionReview");
+            (
+                bad,
+                reply(
+                    StatusCode::BAD_REQUEST,
+                    format!("{}\n", wisp_common::error::chain(&error)),
+                    false,
+                ),
+            )
         }
     }
 }
 
 /// Serves the webhook on `listener` until `shutdown` completes, then stops
-/// accepting and lets open connections finish their requests.
+/// accepting and lets open connections finish their requests; `observe`
+/// hears how each request was answered.
 pub async fn serve(
     listener: TcpListener,
     tls_dir: PathBuf,
     injector: Arc<Injector>,
     cluster: Arc<dyn Cluster>,
+    observe: Observer,
     shutdown: impl Future,
 ) {
     let config = match server_config(tls_dir) {
         Ok(c) => c,
         Err(error) => {
-            tracing::error!(error = %chain(&error), "cannot configure TLS; webhook not served");
+            tracing::error!(error = %wisp_common::error::chain(&error), "cannot configure TLS; webhook not served");
             return;
         }
     };
@@ -171,6 +209,7 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let injector = injector.clone();
         let cluster = cluster.clone();
+        let observe = observe.clone();
         let mut stop = stop_rx.clone();
         let span = tracing::info_span!("webhook_conn", %peer);
         tasks.spawn(
@@ -189,7 +228,7 @@ pub async fn serve(
                         }
                     };
                 let service = hyper::service::service_fn(move |req| {
-                    handle(req, injector.clone(), cluster.clone())
+                    handle(req, injector.clone(), cluster.clone(), observe.clone())
                 });
                 let mut builder =
                     hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());

@@ -129,7 +129,7 @@ impl ReloadingCert {
                 }
                 Err(error) => {
                     tracing::warn!(
-                        error = %wisp_error_chain(&error),
+                        error = %wisp_common::error::chain(&error),
                         "keeping the previous webhook certificate"
                     );
                 }
@@ -137,17 +137,6 @@ impl ReloadingCert {
         }
         state.key.clone()
     }
-}
-
-fn wisp_error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = error.to_string();
-    let mut cause = error.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
 }
 
 impl ResolvesServerCert for ReloadingCert {
