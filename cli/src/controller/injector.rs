@@ -11,34 +11,23 @@
 //! place. The role is ready once the anchors are known, the Namespaces
 //! listed, and the serving certificate loads.
 
-use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use bytes::Bytes;
 use futures_util::StreamExt;
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client};
-use serde_json::Value;
-use tokio::sync::{watch, Semaphore};
-use tokio_rustls::TlsAcceptor;
+use tokio::sync::watch;
 use tracing::{info, warn};
 use wisp_inject::webhook::{self as hook, Cluster};
 use wisp_inject::{InjectConfig, Injector};
 
 use super::cluster::KubeCluster;
 use super::{stopped, unless_stopped, Role, Settings, State};
-
-/// Deadline for a TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs the webhook until `stop` turns true.
 pub(crate) async fn run(
@@ -90,7 +79,7 @@ async fn serve_role(
             settings.injector_tls_dir.display()
         )
     })?;
-    let tls = hook::server_config(settings.injector_tls_dir.clone())
+    hook::server_config(settings.injector_tls_dir.clone())
         .context("cannot configure the injector's TLS")?;
     let cluster = Arc::new(KubeCluster::spawn(client, state.clone()));
     let anchors_known = async {
