@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use wisp_common::duration::parse_positive_flag_duration;
-use wisp_destination::policy::{self, Cidr, DefaultPolicy};
+use wisp_destination::policy::{self, DefaultPolicy};
+
+use crate::destination_cmd::{parse_default_policy, parse_networks, Networks};
 
 use crate::controller::{self, Roles, Settings};
 
@@ -80,22 +82,6 @@ pub struct Args {
     /// The injector's proxy defaults (inject.yaml).
     #[arg(long, default_value = "/var/run/wisp/config/inject.yaml")]
     injector_config: PathBuf,
-}
-
-/// A parsed `--cluster-networks` list.
-#[derive(Clone, Debug)]
-struct Networks(Vec<Cidr>);
-
-fn parse_networks(s: &str) -> Result<Networks, String> {
-    let nets = policy::networks::parse_list(s).map_err(|e| e.to_string())?;
-    if nets.is_empty() {
-        return Err("at least one network is required".into());
-    }
-    Ok(Networks(nets))
-}
-
-fn parse_default_policy(s: &str) -> Result<DefaultPolicy, String> {
-    s.parse::<DefaultPolicy>().map_err(|e| e.to_string())
 }
 
 /// Runs the controller until SIGTERM or Ctrl-C.

@@ -44,11 +44,12 @@ pub struct Args {
     default_inbound_policy: DefaultPolicy,
 }
 
-/// A parsed `--cluster-networks` list.
+/// A parsed `--cluster-networks` list (also `wisp controller`'s).
 #[derive(Clone, Debug)]
-struct Networks(Vec<Cidr>);
+pub(crate) struct Networks(pub(crate) Vec<Cidr>);
 
-fn parse_networks(s: &str) -> Result<Networks, String> {
+/// Parses `--cluster-networks`: at least one CIDR.
+pub(crate) fn parse_networks(s: &str) -> Result<Networks, String> {
     let nets = policy::networks::parse_list(s).map_err(|e| e.to_string())?;
     if nets.is_empty() {
         return Err("at least one network is required".into());
@@ -56,11 +57,13 @@ fn parse_networks(s: &str) -> Result<Networks, String> {
     Ok(Networks(nets))
 }
 
-fn parse_default_policy(s: &str) -> Result<DefaultPolicy, String> {
+/// Parses `--default-inbound-policy`.
+pub(crate) fn parse_default_policy(s: &str) -> Result<DefaultPolicy, String> {
     s.parse::<DefaultPolicy>().map_err(|e| e.to_string())
 }
 
-fn parse_source(s: &str) -> Result<SourceSpec, String> {
+/// Parses `--source`.
+pub(crate) fn parse_source(s: &str) -> Result<SourceSpec, String> {
     s.parse::<SourceSpec>().map_err(|e| e.to_string())
 }
 

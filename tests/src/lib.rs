@@ -11,6 +11,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod identity;
+pub mod netns;
 pub mod kube_api;
 
 use std::convert::Infallible;

@@ -9,28 +9,14 @@
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
+use wisp_tests::netns::{run, world_binary, Pair};
 use wisp_tests::*;
 
 const PROXY_UID: &str = "2102";
-
-static NEXT: AtomicU8 = AtomicU8::new(0);
-
-/// Runs a command, panicking with its output if it fails.
-fn run(args: &[&str]) -> String {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Whether transparent test `test` can run here: root, `ip`, `iptables`,
 /// `setpriv` and `curl`. Without them it fails under `CI=true` and skips
@@ -48,45 +34,23 @@ fn supported(test: &str) -> bool {
     )
 }
 
-/// Two namespaces `a` (10.77.n.1) and `b` (10.77.n.2) joined by a veth
-/// pair, each with proxy-init's rules; deleted on drop.
-struct Pods {
-    n: u8,
-    a: String,
-    b: String,
+/// Two namespaces `a` (10.77.n.1) and `b` (10.77.n.2), each with
+/// proxy-init's rules; deleted on drop.
+struct Pods(Pair);
+
+impl std::ops::Deref for Pods {
+    type Target = Pair;
+    fn deref(&self) -> &Pair {
+        &self.0
+    }
 }
 
 impl Pods {
     fn create() -> Pods {
-        let seq = u32::from(NEXT.fetch_add(1, Ordering::SeqCst));
-        let pid = std::process::id();
-        // 1..=246, distinct for the (at most six) tests of this process.
-        let n = ((pid % 41) * 6 + seq % 6 + 1) as u8;
-        let tag = format!("{pid}-{n}");
-        let pods = Pods {
-            n,
-            a: format!("wisp-t-{tag}-a"),
-            b: format!("wisp-t-{tag}-b"),
-        };
-        // Remove leftovers of an earlier crashed run with the same names.
-        let _ = Command::new("ip").args(["netns", "del", &pods.a]).output();
-        let _ = Command::new("ip").args(["netns", "del", &pods.b]).output();
-        run(&["ip", "netns", "add", &pods.a]);
-        run(&["ip", "netns", "add", &pods.b]);
-        // Interface names are at most 15 bytes.
-        let va = format!("wt{}-{seq}a", pid % 1_000_000);
-        let vb = format!("wt{}-{seq}b", pid % 1_000_000);
-        run(&[
-            "ip", "link", "add", &va, "netns", &pods.a, "type", "veth", "peer", "name", &vb,
-            "netns", &pods.b,
-        ]);
-        for (ns, dev, host) in [(&pods.a, &va, 1), (&pods.b, &vb, 2)] {
-            let addr = format!("10.77.{n}.{host}/24");
-            run(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-            run(&["ip", "-n", ns, "addr", "add", &addr, "dev", dev]);
-            run(&["ip", "-n", ns, "link", "set", dev, "up"]);
-            pods.proxy_init(ns);
-        }
+        let pods = Pods(Pair::create('t', 77));
+        let (a, b) = (pods.a.clone(), pods.b.clone());
+        pods.proxy_init(&a);
+        pods.proxy_init(&b);
         pods
     }
 
@@ -104,31 +68,6 @@ impl Pods {
         ));
         ipt("-A OUTPUT -o lo -j RETURN");
         ipt("-A OUTPUT -p tcp -j REDIRECT --to-port 4140");
-    }
-
-    fn ip(&self, host: u8) -> String {
-        format!("10.77.{}.{host}", self.n)
-    }
-
-    /// A command run inside namespace `ns`.
-    fn exec(ns: &str, program: &Path) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", ns]).arg(program);
-        c
-    }
-
-    /// `curl -sS <args>` inside `ns`: (success, stdout).
-    fn curl(ns: &str, args: &[&str]) -> (bool, String, String) {
-        let out = Command::new("ip")
-            .args(["netns", "exec", ns, "curl", "-sS", "--max-time", "10"])
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
     }
 
     /// Starts a proxy in `ns` as uid 2102 and waits for `/ready`.
@@ -149,7 +88,7 @@ impl Pods {
                 &format!("--regid={PROXY_UID}"),
                 "--clear-groups",
             ])
-            .arg(proxy_binary())
+            .arg(world_binary("wisp-proxy"))
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .env("LINKERD2_PROXY_DESTINATION_SVC_ADDR", "127.0.0.1:8086")
@@ -172,7 +111,7 @@ impl Pods {
         let mut p = Process::spawn(&format!("wisp-proxy in {ns}"), cmd);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let (ok, out, _) = Pods::curl(ns, &["http://127.0.0.1:4191/ready"]);
+            let (ok, out, _) = Pair::curl(ns, &["http://127.0.0.1:4191/ready"]);
             if ok && out == "ready\n" {
                 break;
             }
@@ -193,7 +132,7 @@ impl Pods {
 
     /// `/metrics` of the proxy in `ns`.
     fn metrics(ns: &str) -> String {
-        let (ok, out, err) = Pods::curl(ns, &["http://127.0.0.1:4191/metrics"]);
+        let (ok, out, err) = Pair::curl(ns, &["http://127.0.0.1:4191/metrics"]);
         assert!(ok, "{err}");
         out
     }
@@ -201,7 +140,7 @@ impl Pods {
     /// Starts an HTTP backend named `name` on `addr` inside `ns` (this test
     /// binary, re-run as the `netns_backend` helper).
     async fn backend(ns: &str, addr: &str, name: &str) -> Process {
-        let mut cmd = Pods::exec(ns, &std::env::current_exe().unwrap());
+        let mut cmd = Pair::exec(ns, &std::env::current_exe().unwrap());
         cmd.args(["--exact", "netns_backend", "--ignored", "--nocapture"])
             .env("WISP_NS_BACKEND_ADDR", addr)
             .env("WISP_NS_BACKEND_NAME", name);
@@ -209,47 +148,13 @@ impl Pods {
         let port = addr.rsplit_once(':').unwrap().1;
         let url = format!("http://127.0.0.1:{port}/");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !Pods::curl(ns, &[&url]).0 {
+        while !Pair::curl(ns, &[&url]).0 {
             assert!(p.exited().is_none(), "backend exited:\n{}", p.output());
             assert!(Instant::now() < deadline, "backend in {ns} did not start");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         p
     }
-}
-
-impl Drop for Pods {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.a]).output();
-        let _ = Command::new("ip").args(["netns", "del", &self.b]).output();
-    }
-}
-
-/// The proxy binary, copied to a world-readable temp dir when uid 2102
-/// could not execute it in place.
-fn proxy_binary() -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let p = bin("wisp-proxy");
-    let reachable = p.ancestors().skip(1).all(|d| {
-        d.metadata()
-            .map(|m| m.permissions().mode() & 0o001 != 0)
-            .unwrap_or(false)
-    }) && p
-        .metadata()
-        .map(|m| m.permissions().mode() & 0o005 == 0o005)
-        .unwrap_or(false);
-    if reachable {
-        return p;
-    }
-    let dir = std::env::temp_dir().join(format!("wisp-bin-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let dst = dir.join("wisp-proxy");
-    if !dst.exists() {
-        std::fs::copy(&p, &dst).unwrap();
-        std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    dst
 }
 
 /// Helper, not a test: serves HTTP on `$WISP_NS_BACKEND_ADDR` until killed.
@@ -349,7 +254,7 @@ async fn netns_greeting_client() {
 /// A control plane in namespace `ns` on 127.0.0.1:8086 (run as root, so
 /// its own traffic and the proxy's lookups stay on loopback).
 async fn control_plane(ns: &str, dir: &Path) -> Process {
-    let mut cmd = Pods::exec(ns, &bin("wisp"));
+    let mut cmd = Pair::exec(ns, &bin("wisp"));
     cmd.args(["destination", "--source"])
         .arg(format!("dir:{}", dir.display()))
         .args(["--addr", "127.0.0.1:8086"]);
@@ -358,7 +263,7 @@ async fn control_plane(ns: &str, dir: &Path) -> Process {
     loop {
         // An HTTP/1 request to a gRPC server still gets an HTTP answer
         // (or at least a connection), which shows the port is open.
-        let (_, _, err) = Pods::curl(ns, &["http://127.0.0.1:8086/"]);
+        let (_, _, err) = Pair::curl(ns, &["http://127.0.0.1:8086/"]);
         if !err.contains("Connection refused") && !err.contains("Failed to connect") {
             break;
         }
@@ -382,7 +287,7 @@ async fn iptables_redirect_through_two_proxies() {
     let _proxy_a = Pods::proxy(&pods.a, &[]).await;
 
     let target = format!("{}:8080", pods.ip(2));
-    let (ok, out, err) = Pods::curl(&pods.a, &["-D", "-", &format!("http://{target}/")]);
+    let (ok, out, err) = Pair::curl(&pods.a, &["-D", "-", &format!("http://{target}/")]);
     assert!(ok, "curl failed: {err}");
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     assert!(out.ends_with("\r\n\r\nb"), "{out}");
@@ -456,7 +361,7 @@ async fn iptables_redirect_to_cluster_ip_uses_discovery() {
     .await;
 
     for _ in 0..3 {
-        let (ok, out, err) = Pods::curl(&pods.a, &[&format!("http://{cluster_ip}:8080/")]);
+        let (ok, out, err) = Pair::curl(&pods.a, &[&format!("http://{cluster_ip}:8080/")]);
         assert!(ok, "curl failed: {err}");
         assert_eq!(out, "b");
     }
@@ -490,7 +395,7 @@ async fn plaintext_accepted_on_redirected_port_with_identity_on() {
     // An identity service in b on b's pod IP: not loopback, so the proxy
     // certifies over TLS, verifying the service as IDENTITY_SVC_NAME.
     let id = IdentityPlane::init(format!("{}:8081", pods.ip(2)).parse().unwrap());
-    let mut cmd = Pods::exec(&pods.b, &bin("wisp"));
+    let mut cmd = Pair::exec(&pods.b, &bin("wisp"));
     cmd.args(id.serve_command_args(id.addr));
     let _identity = Process::spawn(&format!("wisp identity in {}", pods.b), cmd);
     let _backend = Pods::backend(&pods.b, "0.0.0.0:8080", "b").await;
@@ -565,7 +470,7 @@ async fn server_speaks_first_on_an_unlisted_port_is_not_stalled() {
     let manifests = tempfile::tempdir().unwrap();
     let _cp = control_plane(&pods.a, manifests.path()).await;
     let _backend = Pods::backend(&pods.b, "0.0.0.0:8080", "b").await;
-    let mut cmd = Pods::exec(&pods.b, &std::env::current_exe().unwrap());
+    let mut cmd = Pair::exec(&pods.b, &std::env::current_exe().unwrap());
     cmd.args(["--exact", "netns_greeter", "--ignored", "--nocapture"])
         .env("WISP_NS_GREETER_ADDR", "0.0.0.0:2525");
     let mut greeter = Process::spawn(&format!("greeter in {}", pods.b), cmd);
@@ -598,7 +503,7 @@ async fn server_speaks_first_on_an_unlisted_port_is_not_stalled() {
     };
 
     let target = format!("{}:2525", pods.ip(2));
-    let out = Pods::exec(&pods.a, &std::env::current_exe().unwrap())
+    let out = Pair::exec(&pods.a, &std::env::current_exe().unwrap())
         .args([
             "--exact",
             "netns_greeting_client",
@@ -672,7 +577,7 @@ async fn server_speaks_first_on_an_unlisted_port_is_not_stalled() {
     // HTTP on an unlisted port: the client speaks at once, no quiet wait.
     for _ in 0..3 {
         let url = format!("http://{}:8080/", pods.ip(2));
-        let (ok, out, err) = Pods::curl(&pods.a, &["-w", " %{time_total}", &url]);
+        let (ok, out, err) = Pair::curl(&pods.a, &["-w", " %{time_total}", &url]);
         assert!(ok, "curl failed: {err}\n{}", logs());
         let (body, total) = out.rsplit_once(' ').unwrap();
         let total: f64 = total.parse().unwrap();

@@ -15,11 +15,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
+use wisp_tests::netns::{run, world_binary, Pair};
 use wisp_tests::*;
 
 const PROXY_UID: &str = "2102";
@@ -29,20 +30,6 @@ const IDENTITY_PORT: u16 = 8081;
 const SKIP_BOTH: u16 = 9001;
 /// An app port only `a` skips outbound: `b`'s proxy still takes it.
 const SKIP_OUT: u16 = 9002;
-
-static NEXT: AtomicU8 = AtomicU8::new(0);
-
-/// Runs a command, panicking with its output if it fails; its stdout.
-fn run(args: &[&str]) -> String {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Whether test `test` can run here ([`require`]).
 fn supported(test: &str) -> bool {
@@ -96,84 +83,27 @@ impl Mode {
     }
 }
 
-/// Two namespaces `a` (10.79.n.1) and `b` (10.79.n.2) joined by a veth
-/// pair, without any rules yet; deleted on drop.
-struct Pods {
-    n: u8,
-    a: String,
-    b: String,
+/// Two namespaces `a` (10.79.n.1) and `b` (10.79.n.2), without any
+/// rules yet; deleted on drop.
+struct Pods(Pair);
+
+impl std::ops::Deref for Pods {
+    type Target = Pair;
+    fn deref(&self) -> &Pair {
+        &self.0
+    }
 }
 
 impl Pods {
     fn create() -> Pods {
-        let seq = u32::from(NEXT.fetch_add(1, Ordering::SeqCst));
-        let pid = std::process::id();
-        // 1..=246, distinct for the (at most six) tests of this process.
-        let n = ((pid % 41) * 6 + seq % 6 + 1) as u8;
-        let tag = format!("{pid}-{n}");
-        let pods = Pods {
-            n,
-            a: format!("wisp-i-{tag}-a"),
-            b: format!("wisp-i-{tag}-b"),
-        };
-        let _ = Command::new("ip").args(["netns", "del", &pods.a]).output();
-        let _ = Command::new("ip").args(["netns", "del", &pods.b]).output();
-        run(&["ip", "netns", "add", &pods.a]);
-        run(&["ip", "netns", "add", &pods.b]);
-        // Interface names are at most 15 bytes.
-        let va = format!("wi{}-{seq}a", pid % 1_000_000);
-        let vb = format!("wi{}-{seq}b", pid % 1_000_000);
-        run(&[
-            "ip", "link", "add", &va, "netns", &pods.a, "type", "veth", "peer", "name", &vb,
-            "netns", &pods.b,
-        ]);
-        for (ns, dev, host) in [(&pods.a, &va, 1), (&pods.b, &vb, 2)] {
-            let addr = format!("10.79.{n}.{host}/24");
-            run(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-            run(&["ip", "-n", ns, "addr", "add", &addr, "dev", dev]);
-            run(&["ip", "-n", ns, "link", "set", dev, "up"]);
-        }
-        pods
-    }
-
-    fn ip(&self, host: u8) -> String {
-        format!("10.79.{}.{host}", self.n)
-    }
-
-    /// A command run inside namespace `ns`.
-    fn exec(ns: &str, program: &Path) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", ns]).arg(program);
-        c
-    }
-
-    /// `curl -sS <args>` inside `ns` (as root: redirected unless loopback):
-    /// (success, stdout, stderr).
-    fn curl(ns: &str, args: &[&str]) -> (bool, String, String) {
-        let out = Command::new("ip")
-            .args(["netns", "exec", ns, "curl", "-sS", "--max-time", "10"])
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        Pods(Pair::create('i', 79))
     }
 
     /// `/metrics` of the proxy in `ns`.
     fn metrics(ns: &str) -> String {
-        let (ok, out, err) = Pods::curl(ns, &["http://127.0.0.1:4191/metrics"]);
+        let (ok, out, err) = Pair::curl(ns, &["http://127.0.0.1:4191/metrics"]);
         assert!(ok, "{err}");
         out
-    }
-}
-
-impl Drop for Pods {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.a]).output();
-        let _ = Command::new("ip").args(["netns", "del", &self.b]).output();
     }
 }
 
@@ -287,41 +217,12 @@ fn kernel_has(mode: Mode, test: &str) -> bool {
     ok
 }
 
-/// Binary `name`, copied to a world-readable temp dir when other users
-/// (the proxy's uid 2102, nobody) could not execute it in place.
-fn world_binary(name: &str) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let p = bin(name);
-    let reachable = p.ancestors().skip(1).all(|d| {
-        d.metadata()
-            .map(|m| m.permissions().mode() & 0o001 != 0)
-            .unwrap_or(false)
-    }) && p
-        .metadata()
-        .map(|m| m.permissions().mode() & 0o005 == 0o005)
-        .unwrap_or(false);
-    if reachable {
-        return p;
-    }
-    let dir = std::env::temp_dir().join(format!("wisp-init-bin-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let dst = dir.join(name);
-    if !dst.exists() {
-        let tmp = dir.join(format!("{name}.{:?}", std::thread::current().id()));
-        std::fs::copy(&p, &tmp).unwrap();
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::rename(&tmp, &dst).unwrap();
-    }
-    dst
-}
-
 /// Polls until something accepts on 127.0.0.1:`port` in `ns`.
 async fn wait_listening(ns: &str, port: u16, what: &str, p: &mut Process) {
     let url = format!("http://127.0.0.1:{port}/");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (_, _, err) = Pods::curl(ns, &[&url]);
+        let (_, _, err) = Pair::curl(ns, &[&url]);
         if !err.contains("Connection refused") && !err.contains("Failed to connect") {
             return;
         }
@@ -343,20 +244,20 @@ struct Side {
 /// `sa.default`. A `wisp-await` started before the proxy must see it
 /// become ready.
 async fn side(ns: &str, manifests: &Path, id: &IdentityPlane, sa: &str) -> Side {
-    let mut cmd = Pods::exec(ns, &bin("wisp"));
+    let mut cmd = Pair::exec(ns, &bin("wisp"));
     cmd.args(["destination", "--source"])
         .arg(format!("dir:{}", manifests.display()))
         .args(["--addr", "127.0.0.1:8086"]);
     let mut destination = Process::spawn(&format!("wisp destination in {ns}"), cmd);
     wait_listening(ns, 8086, "destination", &mut destination).await;
 
-    let mut cmd = Pods::exec(ns, &bin("wisp"));
+    let mut cmd = Pair::exec(ns, &bin("wisp"));
     cmd.args(id.serve_command_args(id.addr));
     let mut identity = Process::spawn(&format!("wisp identity in {ns}"), cmd);
     wait_listening(ns, IDENTITY_PORT, "identity", &mut identity).await;
 
     // wisp-await polls /ready before the proxy even exists, then runs its command.
-    let mut cmd = Pods::exec(ns, &bin("wisp-await"));
+    let mut cmd = Pair::exec(ns, &bin("wisp-await"));
     cmd.args(["--timeout=30s", "--backoff=20ms", "--port=4191", "--"])
         .args(["sh", "-c", "echo the proxy is ready"]);
     let mut waiter = Process::spawn(&format!("wisp-await in {ns}"), cmd);
@@ -397,7 +298,7 @@ async fn side(ns: &str, manifests: &Path, id: &IdentityPlane, sa: &str) -> Side 
         proxy.output()
     );
     assert_eq!(waiter.output(), "the proxy is ready\n");
-    let (ok, out, _) = Pods::curl(ns, &["http://127.0.0.1:4191/ready"]);
+    let (ok, out, _) = Pair::curl(ns, &["http://127.0.0.1:4191/ready"]);
     assert!(ok && out == "ready\n", "{out}");
     Side {
         _destination: destination,
@@ -430,7 +331,7 @@ async fn backend(ns: &str, ports: &[u16]) -> Process {
         .map(|p| format!("0.0.0.0:{p}"))
         .collect::<Vec<_>>()
         .join(",");
-    let mut cmd = Pods::exec(ns, &std::env::current_exe().unwrap());
+    let mut cmd = Pair::exec(ns, &std::env::current_exe().unwrap());
     cmd.args(["--exact", "wisp_init_backend", "--ignored", "--nocapture"])
         .env("WISP_INIT_BACKEND_ADDRS", addrs);
     let mut p = Process::spawn(&format!("backend in {ns}"), cmd);
@@ -571,7 +472,7 @@ async fn redirect_through_both_proxies(mode: Mode) {
     // An unmodified client: curl as root to b's pod IP.
     let get = |port: u16| {
         let url = format!("http://{}:{port}/", pods.ip(2));
-        let (ok, out, err) = Pods::curl(&pods.a, &[&url]);
+        let (ok, out, err) = Pair::curl(&pods.a, &[&url]);
         assert!(ok, "curl {url} failed: {err}\n{}", logs());
         assert_eq!(out, format!("b{port}"), "{}", logs());
     };
