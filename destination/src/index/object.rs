@@ -5,6 +5,8 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use wisp_profiles::{ServiceProfile, TrafficSplit};
 
+use super::pod::PodSummary;
+
 /// The kinds of object the index knows about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
@@ -84,14 +86,21 @@ impl std::fmt::Display for ObjectRef {
 }
 
 /// One object the index can hold.
+///
+/// A Pod comes in two forms: whole, as parsed from a manifest (tools such
+/// as the CLI's proxy targets read more of it than the index does), or as
+/// its [`PodSummary`]. The index only ever keeps the summary: it
+/// summarizes a whole Pod when it is inserted.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Object {
     /// A Service.
     Service(Box<Service>),
     /// An EndpointSlice.
     EndpointSlice(Box<EndpointSlice>),
-    /// A Pod.
+    /// A whole Pod.
     Pod(Box<Pod>),
+    /// A Pod, as the summary of what wisp reads of it.
+    PodSummary(Box<PodSummary>),
     /// A ServiceProfile (validated).
     ServiceProfile(Box<ServiceProfile>),
     /// A TrafficSplit (validated).
@@ -104,20 +113,21 @@ impl Object {
         match self {
             Object::Service(_) => Kind::Service,
             Object::EndpointSlice(_) => Kind::EndpointSlice,
-            Object::Pod(_) => Kind::Pod,
+            Object::Pod(_) | Object::PodSummary(_) => Kind::Pod,
             Object::ServiceProfile(_) => Kind::ServiceProfile,
             Object::TrafficSplit(_) => Kind::TrafficSplit,
         }
     }
 
-    /// The metadata of this object.
-    pub fn meta(&self) -> &ObjectMeta {
+    /// The namespace and name of this object.
+    pub fn key(&self) -> ObjectKey {
         match self {
-            Object::Service(o) => &o.metadata,
-            Object::EndpointSlice(o) => &o.metadata,
-            Object::Pod(o) => &o.metadata,
-            Object::ServiceProfile(o) => &o.metadata,
-            Object::TrafficSplit(o) => &o.metadata,
+            Object::Service(o) => ObjectKey::from_meta(&o.metadata),
+            Object::EndpointSlice(o) => ObjectKey::from_meta(&o.metadata),
+            Object::Pod(o) => ObjectKey::from_meta(&o.metadata),
+            Object::PodSummary(o) => o.key().clone(),
+            Object::ServiceProfile(o) => ObjectKey::from_meta(&o.metadata),
+            Object::TrafficSplit(o) => ObjectKey::from_meta(&o.metadata),
         }
     }
 
@@ -125,7 +135,7 @@ impl Object {
     pub fn object_ref(&self) -> ObjectRef {
         ObjectRef {
             kind: self.kind(),
-            key: ObjectKey::from_meta(self.meta()),
+            key: self.key(),
         }
     }
 }

@@ -3,8 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// Annotation overriding a pod's default inbound policy.
-pub const DEFAULT_INBOUND_POLICY_ANNOTATION: &str = "config.linkerd.io/default-inbound-policy";
+pub use crate::index::pod::DEFAULT_INBOUND_POLICY_ANNOTATION;
 
 /// A default inbound policy, as named by Linkerd.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -2,13 +2,11 @@
 
 use std::ops::RangeInclusive;
 
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-/// Annotation listing ports whose traffic is opaque TCP.
-pub const OPAQUE_PORTS: &str = "config.linkerd.io/opaque-ports";
-/// Annotation listing inbound ports the proxy does not handle.
-pub const SKIP_INBOUND_PORTS: &str = "config.linkerd.io/skip-inbound-ports";
+use crate::index::PodSummary;
+
+pub use crate::index::pod::{OPAQUE_PORTS, SKIP_INBOUND_PORTS};
 
 /// A set of ports parsed from a comma list of ports, ranges and port names.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -17,7 +15,7 @@ pub struct PortSet(Vec<RangeInclusive<u16>>);
 impl PortSet {
     /// Parses `list` (e.g. `"25,3306,4000-4010,mysql"`); names are resolved
     /// against the container ports of `pod`; unparsable items are ignored.
-    pub fn parse(list: &str, pod: Option<&Pod>) -> Self {
+    pub fn parse(list: &str, pod: Option<&PodSummary>) -> Self {
         let mut ranges = Vec::new();
         for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             if let Some((lo, hi)) = item.split_once('-') {
@@ -30,35 +28,33 @@ impl PortSet {
             }
             if let Ok(port) = item.parse::<u16>() {
                 ranges.push(port..=port);
-            } else if let Some(port) = pod.and_then(|p| named_container_port(p, item)) {
+            } else if let Some(port) = pod.and_then(|p| p.named_container_port(item)) {
                 ranges.push(port..=port);
             }
         }
         PortSet(ranges)
     }
 
-    /// Parses the annotation `key` of `meta`, if present.
-    pub fn from_annotation(meta: &ObjectMeta, key: &str, pod: Option<&Pod>) -> Self {
+    /// Parses the annotation `key` of `meta` (a Service's: no port names
+    /// resolve), if present.
+    pub fn from_annotation(meta: &ObjectMeta, key: &str) -> Self {
         meta.annotations
             .as_ref()
             .and_then(|a| a.get(key))
-            .map(|v| Self::parse(v, pod))
+            .map(|v| Self::parse(v, None))
             .unwrap_or_default()
+    }
+
+    /// Parses the pod's port-list annotation `key` (port names resolve
+    /// against its container ports); `None` when the pod does not have it.
+    pub fn from_pod(pod: &PodSummary, key: &str) -> Option<Self> {
+        pod.port_annotation(key).map(|v| Self::parse(v, Some(pod)))
     }
 
     /// Whether `port` is in the set.
     pub fn contains(&self, port: u16) -> bool {
         self.0.iter().any(|r| r.contains(&port))
     }
-}
-
-fn named_container_port(pod: &Pod, name: &str) -> Option<u16> {
-    let spec = pod.spec.as_ref()?;
-    spec.containers
-        .iter()
-        .flat_map(|c| c.ports.iter().flatten())
-        .find(|p| p.name.as_deref() == Some(name))
-        .and_then(|p| u16::try_from(p.container_port).ok())
 }
 
 #[cfg(test)]

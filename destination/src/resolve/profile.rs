@@ -93,10 +93,9 @@ fn profile_by_addr(
             service: None,
         },
     );
-    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
     Ok(endpoint_profile(
         endpoint,
-        namespace,
+        pod.namespace(),
         is_opaque_port(pod, addr.port(), None),
     ))
 }
@@ -193,7 +192,7 @@ pub fn is_opaque_service_port(svc: &Service, port: u16) -> bool {
         .as_ref()
         .is_some_and(|a| a.contains_key(OPAQUE_PORTS));
     if annotated {
-        PortSet::from_annotation(&svc.metadata, OPAQUE_PORTS, None).contains(port)
+        PortSet::from_annotation(&svc.metadata, OPAQUE_PORTS).contains(port)
     } else {
         PortSet::parse(DEFAULT_OPAQUE_PORTS, None).contains(port)
     }

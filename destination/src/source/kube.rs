@@ -10,9 +10,11 @@
 //! an invalid object is logged and skipped, and the last good version the
 //! index holds stays served.
 //!
-//! Objects are trimmed before they are stored (see [`trim`]): only the
-//! fields the resolvers and the policy code read are kept, so memory grows
-//! with what wisp uses, not with what the cluster stores.
+//! Objects are trimmed before they are checked and stored (see [`trim`]):
+//! only the fields the resolvers and the policy code read are kept, so
+//! memory grows with what wisp uses, not with what the cluster stores. Pods
+//! are then stored as their [`PodSummary`](crate::index::PodSummary) (made as soon as each Pod is
+//! checked, so even a list of many Pods never holds them whole).
 //!
 //! Adding a kind: a [`Kind`] in the index and one row in [`KINDS`].
 
@@ -171,9 +173,9 @@ fn trim_service(obj: &mut Value) {
     }
 }
 
-/// Container fields read: `name` (the proxy container), `ports` (named
-/// ports), `env` (the proxy's inbound listen address), the probes (policy:
-/// probe paths) and `restartPolicy` (native sidecars).
+/// Container fields the index's [`PodSummary`](crate::index::PodSummary) reads: `name` (the proxy
+/// container), `ports` (named ports, probe ports), `env` (the proxy's
+/// inbound listen address) and the probes (policy: probe paths).
 const CONTAINER_FIELDS: &[&str] = &[
     "name",
     "ports",
@@ -181,38 +183,29 @@ const CONTAINER_FIELDS: &[&str] = &[
     "livenessProbe",
     "readinessProbe",
     "startupProbe",
-    "restartPolicy",
 ];
-/// Pod spec fields read.
-const POD_SPEC_FIELDS: &[&str] = &[
-    "containers",
-    "initContainers",
-    "serviceAccountName",
-    "serviceAccount",
-    "nodeName",
-    "hostNetwork",
-];
-/// Pod status fields read: the phase and the IPs.
+/// Pod spec fields the summary reads.
+const POD_SPEC_FIELDS: &[&str] = &["containers", "serviceAccountName"];
+/// Pod status fields the summary reads: the phase and the IPs.
 const POD_STATUS_FIELDS: &[&str] = &["phase", "podIP", "podIPs"];
 
-/// Pods: only what resolution (identity, proxy port, opaque ports, owner
-/// labels) and inbound policy (ports, probes, annotations) read.
+/// Pods: only what their [`PodSummary`](crate::index::PodSummary) reads (identity, proxy port, opaque
+/// ports, owner labels; inbound policy: ports, probes, annotations), so the
+/// typed `Pod` checked before it is summarized stays small.
 fn trim_pod(obj: &mut Value) {
     let Some(o) = obj.as_object_mut() else {
         return;
     };
     if let Some(spec) = o.get_mut("spec").and_then(Value::as_object_mut) {
         spec.retain(|k, _| POD_SPEC_FIELDS.contains(&k.as_str()));
-        for list in ["containers", "initContainers"] {
-            for c in spec
-                .get_mut(list)
-                .and_then(Value::as_array_mut)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(c) = c.as_object_mut() {
-                    c.retain(|k, _| CONTAINER_FIELDS.contains(&k.as_str()));
-                }
+        for c in spec
+            .get_mut("containers")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(c) = c.as_object_mut() {
+                c.retain(|k, _| CONTAINER_FIELDS.contains(&k.as_str()));
             }
         }
     }
@@ -381,7 +374,7 @@ fn last_good(index: &Index, kind: Kind, key: &ObjectKey, service: Option<&str>) 
             .service(key)
             .cloned()
             .map(|o| Object::Service(Box::new(o))),
-        Kind::Pod => s.pod(key).cloned().map(|o| Object::Pod(Box::new(o))),
+        Kind::Pod => s.pod(key).cloned().map(|o| Object::PodSummary(Box::new(o))),
         Kind::ServiceProfile => s
             .service_profile(key)
             .cloned()

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use wisp_profiles::validate::{parse_service_profile, parse_traffic_split};
 use wisp_profiles::{ObjectId, Problem, ValidateOptions};
 
-use crate::index::{Kind, Object, ObjectKey};
+use crate::index::{Kind, Object, ObjectKey, PodSummary};
 
 /// A manifest file that could not be read as YAML at all.
 #[derive(Debug, thiserror::Error)]
@@ -175,7 +175,9 @@ pub fn parse_documents_with(
 /// One object as the Kubernetes API returns it (JSON), through the same
 /// checks as a manifest document: the typed deserialization of core
 /// objects, the EndpointSlice address checks and the `wisp-profiles`
-/// validator for ServiceProfiles and TrafficSplits.
+/// validator for ServiceProfiles and TrafficSplits. A Pod comes back as
+/// its [`PodSummary`] (checked whole, then summarized), so a list of many
+/// Pods never holds them whole.
 pub(crate) fn object_from_json(value: serde_json::Value, opts: &ValidateOptions) -> Document {
     let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
     let api_version = text(&value["apiVersion"]);
@@ -213,7 +215,7 @@ pub(crate) fn object_from_json(value: serde_json::Value, opts: &ValidateOptions)
                 }
             }),
         Kind::Pod => serde_json::from_value::<Pod>(value)
-            .map(|p| Object::Pod(Box::new(p)))
+            .map(|p| Object::PodSummary(Box::new(PodSummary::from_pod(&p))))
             .map_err(ObjectError::Json),
         Kind::Service => serde_json::from_value::<Service>(value)
             .map(|s| Object::Service(Box::new(s)))

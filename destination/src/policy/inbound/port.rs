@@ -3,18 +3,16 @@
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::core::v1::Pod;
 use tracing::warn;
 
 use super::probes::probe_paths;
-use crate::index::{ObjectKey, Store};
-use crate::policy::default_policy::{DefaultPolicy, DEFAULT_INBOUND_POLICY_ANNOTATION};
+use crate::index::{ObjectKey, PodSummary, Store};
+use crate::policy::default_policy::DefaultPolicy;
 use crate::policy::workload::{Workload, WorkloadKind};
 use crate::policy::PolicySettings;
 use crate::resolve::ports::{PortSet, OPAQUE_PORTS};
 
-/// Annotation listing ports whose default policy requires mTLS identities.
-pub const REQUIRE_IDENTITY_PORTS: &str = "config.linkerd.io/proxy-require-identity-inbound-ports";
+pub use crate::index::pod::REQUIRE_IDENTITY_PORTS;
 
 /// The inputs of one port's `Server` answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,10 +48,10 @@ pub fn port_policy(
         };
     };
     let mut policy = pod_default_policy(pod).unwrap_or(settings.default_inbound_policy);
-    if annotated_ports(pod, REQUIRE_IDENTITY_PORTS).is_some_and(|set| set.contains(port)) {
+    if PortSet::from_pod(pod, REQUIRE_IDENTITY_PORTS).is_some_and(|set| set.contains(port)) {
         policy = policy.require_identity();
     }
-    let opaque = match annotated_ports(pod, OPAQUE_PORTS) {
+    let opaque = match PortSet::from_pod(pod, OPAQUE_PORTS) {
         Some(set) => set.contains(port),
         None => settings.default_opaque_ports.contains(port),
     };
@@ -65,23 +63,12 @@ pub fn port_policy(
 }
 
 /// The pod's `default-inbound-policy` annotation, if set and valid.
-fn pod_default_policy(pod: &Pod) -> Option<DefaultPolicy> {
-    let value = pod
-        .metadata
-        .annotations
-        .as_ref()?
-        .get(DEFAULT_INBOUND_POLICY_ANNOTATION)?;
-    match value.parse() {
+fn pod_default_policy(pod: &PodSummary) -> Option<DefaultPolicy> {
+    match pod.default_inbound_policy()?.parse() {
         Ok(policy) => Some(policy),
         Err(error) => {
-            warn!(pod = ?pod.metadata.name, %error, "ignoring invalid default-inbound-policy annotation");
+            warn!(pod = %pod.key(), %error, "ignoring invalid default-inbound-policy annotation");
             None
         }
     }
-}
-
-/// The port set of annotation `key` on the pod; `None` when absent.
-fn annotated_ports(pod: &Pod, key: &str) -> Option<PortSet> {
-    let value = pod.metadata.annotations.as_ref()?.get(key)?;
-    Some(PortSet::parse(value, Some(pod)))
 }
