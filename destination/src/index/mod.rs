@@ -4,16 +4,19 @@
 //! A source feeds the index with [`IndexEvent`]s (full snapshots or single
 //! add/delete events); every change bumps a version published on a
 //! `tokio::sync::watch` channel so open gRPC streams recompute their answer.
-//! Pods are kept as [`PodSummary`] values (what wisp reads of them), the
-//! other kinds as their typed objects.
+//! Pods and EndpointSlices are kept as [`PodSummary`] and
+//! [`EndpointSliceSummary`] values (what wisp reads of them), the other
+//! kinds as their typed objects.
 
 mod object;
 pub mod pod;
+pub mod slice;
 mod store;
 
 pub use object::{Kind, Object, ObjectKey, ObjectRef};
 pub use pod::{pod_ips, PodSummary};
-pub use store::{cluster_ips, Store, SERVICE_NAME_LABEL};
+pub use slice::{EndpointSliceSummary, SliceEndpoint, SERVICE_NAME_LABEL};
+pub use store::{cluster_ips, Store};
 
 use std::sync::RwLock;
 use tokio::sync::watch;

@@ -6,6 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use wisp_profiles::{ServiceProfile, TrafficSplit};
 
 use super::pod::PodSummary;
+use super::slice::EndpointSliceSummary;
 
 /// The kinds of object the index knows about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -87,16 +88,19 @@ impl std::fmt::Display for ObjectRef {
 
 /// One object the index can hold.
 ///
-/// A Pod comes in two forms: whole, as parsed from a manifest (tools such
-/// as the CLI's proxy targets read more of it than the index does), or as
-/// its [`PodSummary`]. The index only ever keeps the summary: it
-/// summarizes a whole Pod when it is inserted.
+/// A Pod and an EndpointSlice come in two forms: whole, as parsed from a
+/// manifest (tools such as the CLI's proxy targets read more of a Pod than
+/// the index does), or as their summary ([`PodSummary`],
+/// [`EndpointSliceSummary`]). The index only ever keeps the summary: it
+/// summarizes a whole object when it is inserted.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Object {
     /// A Service.
     Service(Box<Service>),
-    /// An EndpointSlice.
+    /// A whole EndpointSlice.
     EndpointSlice(Box<EndpointSlice>),
+    /// An EndpointSlice, as the summary of what wisp reads of it.
+    EndpointSliceSummary(Box<EndpointSliceSummary>),
     /// A whole Pod.
     Pod(Box<Pod>),
     /// A Pod, as the summary of what wisp reads of it.
@@ -112,7 +116,7 @@ impl Object {
     pub fn kind(&self) -> Kind {
         match self {
             Object::Service(_) => Kind::Service,
-            Object::EndpointSlice(_) => Kind::EndpointSlice,
+            Object::EndpointSlice(_) | Object::EndpointSliceSummary(_) => Kind::EndpointSlice,
             Object::Pod(_) | Object::PodSummary(_) => Kind::Pod,
             Object::ServiceProfile(_) => Kind::ServiceProfile,
             Object::TrafficSplit(_) => Kind::TrafficSplit,
@@ -124,6 +128,7 @@ impl Object {
         match self {
             Object::Service(o) => ObjectKey::from_meta(&o.metadata),
             Object::EndpointSlice(o) => ObjectKey::from_meta(&o.metadata),
+            Object::EndpointSliceSummary(o) => o.key().clone(),
             Object::Pod(o) => ObjectKey::from_meta(&o.metadata),
             Object::PodSummary(o) => o.key().clone(),
             Object::ServiceProfile(o) => ObjectKey::from_meta(&o.metadata),

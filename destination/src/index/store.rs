@@ -4,14 +4,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use wisp_profiles::{ServiceProfile, TrafficSplit};
 
 use super::object::{Kind, Object, ObjectKey, ObjectRef};
 use super::pod::PodSummary;
-
-/// Label linking an EndpointSlice to its Service.
-pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+use super::slice::EndpointSliceSummary;
 
 /// All indexed objects; read through [`super::Index::read`].
 ///
@@ -21,7 +18,7 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 #[derive(Debug, Default, PartialEq)]
 pub struct Store {
     services: BTreeMap<ObjectKey, Service>,
-    slices: BTreeMap<ObjectKey, EndpointSlice>,
+    slices: BTreeMap<ObjectKey, EndpointSliceSummary>,
     pods: BTreeMap<ObjectKey, PodSummary>,
     profiles: BTreeMap<ObjectKey, ServiceProfile>,
     splits: BTreeMap<ObjectKey, TrafficSplit>,
@@ -58,7 +55,11 @@ impl Store {
             Object::Pod(p) => return self.upsert_pod(PodSummary::from_pod(&p)),
             Object::PodSummary(p) => return self.upsert_pod(*p),
             Object::EndpointSlice(s) => {
-                return replace(&mut self.slices, ObjectKey::from_meta(&s.metadata), *s)
+                let slice = EndpointSliceSummary::from_slice(&s);
+                return replace(&mut self.slices, slice.key().clone(), slice);
+            }
+            Object::EndpointSliceSummary(s) => {
+                return replace(&mut self.slices, s.key().clone(), *s)
             }
             Object::ServiceProfile(p) => {
                 return replace(&mut self.profiles, ObjectKey::from_meta(&p.metadata), *p)
@@ -144,7 +145,11 @@ impl Store {
                 self.services.insert(ObjectKey::from_meta(&s.metadata), *s);
             }
             Object::EndpointSlice(s) => {
-                self.slices.insert(ObjectKey::from_meta(&s.metadata), *s);
+                let slice = EndpointSliceSummary::from_slice(&s);
+                self.slices.insert(slice.key().clone(), slice);
+            }
+            Object::EndpointSliceSummary(s) => {
+                self.slices.insert(s.key().clone(), *s);
             }
             Object::Pod(p) => {
                 let pod = PodSummary::from_pod(&p);
@@ -203,19 +208,13 @@ impl Store {
         &'a self,
         namespace: &'a str,
         service: &'a str,
-    ) -> impl Iterator<Item = &'a EndpointSlice> + 'a {
+    ) -> impl Iterator<Item = &'a EndpointSliceSummary> + 'a {
         let start = ObjectKey::new(namespace, "");
         self.slices
             .range(start..)
             .take_while(move |(k, _)| k.namespace == namespace)
             .map(|(_, s)| s)
-            .filter(move |s| {
-                s.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(SERVICE_NAME_LABEL))
-                    .is_some_and(|n| n == service)
-            })
+            .filter(move |s| s.service_name() == Some(service))
     }
 
     /// The Pod with this key.

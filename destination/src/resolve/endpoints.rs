@@ -1,17 +1,16 @@
 //! Resolving a Service name and port to its current endpoint set.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use k8s_openapi::api::core::v1::{Service, ServicePort};
-use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use linkerd2_proxy_api::destination::WeightedAddr;
 
 use super::endpoint::{weighted_addr, EndpointInput};
 use super::target::ServiceName;
 use super::Settings;
-use crate::index::{ObjectKey, Store};
+use crate::index::{EndpointSliceSummary, ObjectKey, Store};
 
 /// The answer to a `Get` at one point in time.
 #[derive(Clone, Debug, PartialEq)]
@@ -44,31 +43,20 @@ pub fn resolve_endpoints(
         let Some(target_port) = slice_target_port(slice, svc_port, port) else {
             continue;
         };
-        for endpoint in slice.endpoints.iter().flatten() {
-            if !is_ready(endpoint) || !matches_hostname(endpoint, name.hostname.as_deref()) {
+        for endpoint in slice.endpoints() {
+            if !endpoint.matches_hostname(name.hostname.as_deref()) {
                 continue;
             }
-            let Some(ip) = endpoint
-                .addresses
-                .first()
-                .and_then(|a| a.parse::<IpAddr>().ok())
-            else {
-                continue;
-            };
+            let ip = endpoint.ip();
             let addr = SocketAddr::new(ip, target_port);
-            let pod = endpoint
-                .target_ref
-                .as_ref()
-                .filter(|r| r.kind.as_deref() == Some("Pod"))
-                .and_then(|r| {
-                    let ns = r.namespace.as_deref().unwrap_or(&name.namespace);
-                    store.pod(&ObjectKey::new(ns, r.name.as_deref().unwrap_or_default()))
-                })
+            let pod = slice
+                .target_pod(endpoint)
+                .and_then(|(ns, pod)| store.pod(&ObjectKey::new(ns, pod)))
                 .or_else(|| store.pod_by_ip(ip));
             let input = EndpointInput {
                 addr,
                 pod,
-                zone: endpoint.zone.as_deref(),
+                zone: slice.zone(endpoint),
                 service: Some((svc, port)),
             };
             addrs.insert(addr, weighted_addr(settings, input));
@@ -93,7 +81,7 @@ pub fn service_port(svc: &Service, port: u16) -> Option<&ServicePort> {
 
 /// The port endpoints of `slice` listen on for the requested Service port.
 fn slice_target_port(
-    slice: &EndpointSlice,
+    slice: &EndpointSliceSummary,
     svc_port: Option<&ServicePort>,
     requested: u16,
 ) -> Option<u16> {
@@ -101,14 +89,14 @@ fn slice_target_port(
         // Unknown Service port: like Linkerd, use the requested port as is.
         return Some(requested);
     };
-    let ports: Vec<_> = slice.ports.iter().flatten().collect();
+    let ports: Vec<_> = slice.ports().collect();
     let name = svc_port.name.as_deref().unwrap_or_default();
     let by_name = ports
         .iter()
-        .find(|p| p.name.as_deref().unwrap_or_default() == name)
-        .and_then(|p| p.port);
+        .find(|(port_name, _)| *port_name == name)
+        .and_then(|(_, port)| *port);
     let only = match ports.as_slice() {
-        [only] => only.port,
+        [(_, only)] => *only,
         _ => None,
     };
     let by_target = match &svc_port.target_port {
@@ -121,18 +109,4 @@ fn slice_target_port(
         .or(by_target)
         .and_then(|p| u16::try_from(p).ok())
         .filter(|p| *p != 0)
-}
-
-fn is_ready(endpoint: &Endpoint) -> bool {
-    endpoint.conditions.as_ref().and_then(|c| c.ready) != Some(false)
-}
-
-fn matches_hostname(endpoint: &Endpoint, hostname: Option<&str>) -> bool {
-    let Some(wanted) = hostname else {
-        return true;
-    };
-    match endpoint.hostname.as_deref() {
-        Some(h) => h == wanted,
-        None => endpoint.target_ref.as_ref().and_then(|r| r.name.as_deref()) == Some(wanted),
-    }
 }

@@ -13,8 +13,10 @@
 //! Objects are trimmed before they are checked and stored (see [`trim`]):
 //! only the fields the resolvers and the policy code read are kept, so
 //! memory grows with what wisp uses, not with what the cluster stores. Pods
-//! are then stored as their [`PodSummary`](crate::index::PodSummary) (made as soon as each Pod is
-//! checked, so even a list of many Pods never holds them whole).
+//! and EndpointSlices are then stored as their
+//! [`PodSummary`](crate::index::PodSummary) and
+//! [`EndpointSliceSummary`](crate::index::EndpointSliceSummary) (made as soon
+//! as each object is checked, so even a list of many never holds them whole).
 //!
 //! Adding a kind: a [`Kind`] in the index and one row in [`KINDS`].
 
@@ -386,9 +388,9 @@ fn last_good(index: &Index, kind: Kind, key: &ObjectKey, service: Option<&str>) 
             .map(|o| Object::TrafficSplit(Box::new(o))),
         Kind::EndpointSlice => service.and_then(|svc| {
             s.slices_for_service(&key.namespace, svc)
-                .find(|e| e.metadata.name.as_deref() == Some(key.name.as_str()))
+                .find(|e| e.name() == key.name)
                 .cloned()
-                .map(|o| Object::EndpointSlice(Box::new(o)))
+                .map(|o| Object::EndpointSliceSummary(Box::new(o)))
         }),
     })
 }

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use wisp_profiles::validate::{parse_service_profile, parse_traffic_split};
 use wisp_profiles::{ObjectId, Problem, ValidateOptions};
 
-use crate::index::{Kind, Object, ObjectKey, PodSummary};
+use crate::index::{EndpointSliceSummary, Kind, Object, ObjectKey, PodSummary};
 
 /// A manifest file that could not be read as YAML at all.
 #[derive(Debug, thiserror::Error)]
@@ -176,8 +176,9 @@ pub fn parse_documents_with(
 /// checks as a manifest document: the typed deserialization of core
 /// objects, the EndpointSlice address checks and the `wisp-profiles`
 /// validator for ServiceProfiles and TrafficSplits. A Pod comes back as
-/// its [`PodSummary`] (checked whole, then summarized), so a list of many
-/// Pods never holds them whole.
+/// its [`PodSummary`] and an EndpointSlice as its [`EndpointSliceSummary`]
+/// (checked whole, then summarized), so a list of many never holds them
+/// whole.
 pub(crate) fn object_from_json(value: serde_json::Value, opts: &ValidateOptions) -> Document {
     let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
     let api_version = text(&value["apiVersion"]);
@@ -209,7 +210,9 @@ pub(crate) fn object_from_json(value: serde_json::Value, opts: &ValidateOptions)
             .and_then(|slice| {
                 let problems = endpoint_slice_problems(&slice);
                 if problems.is_empty() {
-                    Ok(Object::EndpointSlice(Box::new(slice)))
+                    Ok(Object::EndpointSliceSummary(Box::new(
+                        EndpointSliceSummary::from_slice(&slice),
+                    )))
                 } else {
                     Err(ObjectError::Fields(problems))
                 }
@@ -411,6 +414,39 @@ mod tests {
                 matches!(docs[0], Document::Object(Object::EndpointSlice(_))),
                 "{docs:?}"
             );
+        }
+    }
+
+    /// From the Kubernetes API, a valid slice comes back summarized and an
+    /// invalid one with the same field errors as from a manifest.
+    #[test]
+    fn api_endpoint_slices_are_checked_then_summarized() {
+        let slice = |addr: &str| {
+            serde_json::json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"name": "web-1", "namespace": "ns",
+                    "labels": {"kubernetes.io/service-name": "web"}},
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": [addr], "conditions": {"ready": true}}]})
+        };
+        let opts = ValidateOptions::default();
+        match object_from_json(slice("10.0.0.1"), &opts) {
+            Document::Object(Object::EndpointSliceSummary(s)) => {
+                assert_eq!(s.key().to_string(), "ns/web-1");
+                assert_eq!(s.service_name(), Some("web"));
+                assert_eq!(s.endpoints().len(), 1);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        match object_from_json(slice("::1"), &opts) {
+            Document::Invalid { kind, key, error } => {
+                assert_eq!(kind, Kind::EndpointSlice);
+                assert_eq!(key.to_string(), "ns/web-1");
+                assert_eq!(
+                    error.to_string(),
+                    r#"endpoints[0].addresses[0]: "::1" is not an IPv4 address (addressType IPv4)"#
+                );
+            }
+            other => panic!("unexpected {other:?}"),
         }
     }
 
