@@ -138,9 +138,10 @@ fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 # The bench's default single-proxy HTTP/1.1 run first (its startup code goes
-# first), then the meshed (mTLS, identity) and HTTP/2 runs; slow rates, as
+# first), then the meshed (mTLS, identity), HTTP/2 and tapped (control
+# listener, one Observe streaming every request) runs; slow rates, as
 # callgrind runs the proxy ~50x slower.
-scenarios=("" "--mesh" "--http2")
+scenarios=("" "--mesh" "--http2" "--taps 1")
 for i in "${!scenarios[@]}"; do
   mkdir "$out/$i"
   # shellcheck disable=SC2086 # a scenario is a list of flags
