@@ -11,8 +11,8 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod identity;
-pub mod netns;
 pub mod kube_api;
+pub mod netns;
 
 use std::convert::Infallible;
 use std::fs;
