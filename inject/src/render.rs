@@ -343,14 +343,7 @@ pub fn proxy_container(
             ..VolumeMount::default()
         });
     }
-    if let Some(sa) = service_account_mount(spec) {
-        mounts.push(VolumeMount {
-            mount_path: sa.mount_path.clone(),
-            name: sa.name.clone(),
-            read_only: Some(sa.read_only.unwrap_or(false)),
-            ..VolumeMount::default()
-        });
-    }
+    mounts.extend(service_account_volume_mount(spec));
     let lifecycle = if !v.native_sidecar && (v.r#await || v.wait_before_exit_seconds > 0) {
         let exec = |command: Vec<String>| LifecycleHandler {
             exec: Some(ExecAction {
@@ -520,14 +513,7 @@ pub fn init_container(
         name: names::VOLUME_XTABLES.into(),
         ..VolumeMount::default()
     }];
-    if let Some(sa) = service_account_mount(spec) {
-        mounts.push(VolumeMount {
-            mount_path: sa.mount_path.clone(),
-            name: sa.name.clone(),
-            read_only: Some(sa.read_only.unwrap_or(false)),
-            ..VolumeMount::default()
-        });
-    }
+    mounts.extend(service_account_volume_mount(spec));
     Ok(Container {
         args: Some(init_args(config, v)),
         command: Some(vec![INIT_COMMAND.into()]),
@@ -604,5 +590,16 @@ pub fn token_volume() -> Value {
             "expirationSeconds": names::TOKEN_EXPIRATION_SECONDS,
             "audience": names::TOKEN_AUDIENCE,
         }}]}
+    })
+}
+
+/// The app's ServiceAccount token mount, repeated in an injected container
+/// (`readOnly` made explicit), when the pod has one.
+fn service_account_volume_mount(spec: &PodSpec) -> Option<VolumeMount> {
+    service_account_mount(spec).map(|sa| VolumeMount {
+        mount_path: sa.mount_path.clone(),
+        name: sa.name.clone(),
+        read_only: Some(sa.read_only.unwrap_or(false)),
+        ..VolumeMount::default()
     })
 }
