@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use wisp_common::error::chain;
 
 use anyhow::Context;
 use base64::Engine as _;
@@ -1000,16 +1001,6 @@ async fn data_plane_checks(report: &mut Report, client: &Client, want: &str) {
             "restart the workloads (kubectl rollout restart) to re-inject the current proxy",
         );
     }
-}
-
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut causes = vec![e];
-    let mut source = e.source();
-    while let Some(cause) = source {
-        causes.push(cause);
-        source = cause.source();
-    }
-    wisp_common::error::chain_of(causes.into_iter())
 }
 
 #[cfg(test)]

@@ -17,44 +17,7 @@ pub(crate) fn go_bool(s: &str) -> Option<bool> {
 /// `time.ParseDuration`, in nanoseconds (`"1m30s"`, `"1.5s"`, `"100ms"`,
 /// `"0"`). Negative durations are accepted as Go does.
 pub(crate) fn go_duration_nanos(s: &str) -> Option<i128> {
-    let (neg, mut rest) = match s.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    if rest == "0" {
-        return Some(0);
-    }
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total: f64 = 0.0;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (num, tail) = rest.split_at(num_len);
-        if num.is_empty() || num == "." {
-            return None;
-        }
-        let value: f64 = num.parse().ok()?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let scale = match unit {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total += value * scale;
-        rest = tail;
-    }
-    let nanos = total.round() as i128;
-    Some(if neg { -nanos } else { nanos })
+    wisp_common::duration::parse_go_duration(s).ok()
 }
 
 /// A parsed Kubernetes quantity, as a decimal value.

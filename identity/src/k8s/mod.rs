@@ -26,16 +26,4 @@ pub const TRUST_ROOTS_CONFIGMAP: &str = "linkerd-identity-trust-roots";
 pub const TRUST_ROOTS_KEY: &str = "ca-bundle.crt";
 
 /// An error and its causes on one line.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let message = cause.to_string();
-        if !out.ends_with(&message) {
-            out.push_str(": ");
-            out.push_str(&message);
-        }
-        source = cause.source();
-    }
-    out
-}
+pub(crate) use wisp_common::error::chain;
