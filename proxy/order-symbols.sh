@@ -9,10 +9,15 @@
 # startup/idle code, then the request path, contiguous.
 #
 # How: runs `wisp-bench compare` with the proxy under callgrind (single
-# HTTP/1.1, --mesh, --http2), dumps the functions executed until idle
+# HTTP/1.1, --taps 1, --mesh, --http2), dumps the functions executed until idle
 # (startup + idle) and those executed while serving requests and shutting
-# down, and writes their names: the default run's startup first, then the
-# other runs' startup, then the request paths.
+# down, and writes their names: every run's startup (default, tapped, meshed,
+# HTTP/2, in this order), then every run's request path in the same order,
+# leaving out names an earlier section already placed. Startup code of every
+# kind of proxy stays dense at the front (a meshed proxy idles on it), and
+# the tapped run's request path comes right after the default one, so one
+# open tap adds its own code's few windows and not a page in every window of
+# the mesh and HTTP/2 code it shares (h2, tonic).
 #
 #   proxy/order-symbols.sh                  # profile BIN and rewrite the list
 #   proxy/order-symbols.sh --check [BIN]    # how many listed names BIN has
@@ -138,10 +143,10 @@ fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 # The bench's default single-proxy HTTP/1.1 run first (its startup code goes
-# first), then the meshed (mTLS, identity), HTTP/2 and tapped (control
-# listener, one Observe streaming every request) runs; slow rates, as
-# callgrind runs the proxy ~50x slower.
-scenarios=("" "--mesh" "--http2" "--taps 1")
+# first), then the tapped (control listener, one Observe streaming every
+# request), meshed (mTLS, identity) and HTTP/2 runs; slow rates, as callgrind
+# runs the proxy ~50x slower.
+scenarios=("" "--taps 1" "--mesh" "--http2")
 for i in "${!scenarios[@]}"; do
   mkdir "$out/$i"
   # shellcheck disable=SC2086 # a scenario is a list of flags
