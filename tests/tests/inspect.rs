@@ -47,11 +47,30 @@ fn wisp(args: &[String], window: &str) -> std::process::Child {
     Command::new(bin("wisp"))
         .args(args)
         .args(["-o", "json", "--window", window])
-        .env("WISP_LOG", "warn")
+        .env("WISP_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
+}
+
+/// Waits until `child` logged that its first scrape is taken.
+fn first_scrape_taken(mut child: std::process::Child) -> std::process::Child {
+    use std::io::BufRead;
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut logged = String::new();
+    loop {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            panic!("wisp exited before its first scrape:\n{logged}");
+        }
+        logged.push_str(&line);
+        if line.contains("first scrape taken") {
+            // Keep draining stderr so the child never blocks on it.
+            std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+            return child;
+        }
+    }
 }
 
 fn json_of(child: std::process::Child) -> serde_json::Value {
@@ -101,7 +120,15 @@ async fn stat_routes_and_edges_count_what_was_sent() {
         window,
     );
     // Every command took its first scrape.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (stat, routes, edges) = tokio::task::spawn_blocking(move || {
+        (
+            first_scrape_taken(stat),
+            first_scrape_taken(routes),
+            first_scrape_taken(edges),
+        )
+    })
+    .await
+    .unwrap();
     let ok = send_many(mesh.client.outbound, WEB_FQDN, Method::GET, "/ok", OK, 4).await;
     let fail = send_many(
         mesh.client.outbound,
@@ -203,6 +230,42 @@ async fn stat_routes_and_edges_count_what_was_sent() {
         edge["dst"] == "pod/web-0" || edge["dst"] == "deploy/web",
         "{edge}"
     );
+
+    // The tables: `edges` shows identities only with `-o wide`, shortened
+    // to `sa.ns` as `linkerd viz edges` prints them.
+    let (src, dir) = (client.clone(), source.clone());
+    let table = move |output: &str| {
+        let out = Command::new(bin("wisp"))
+            .args(["edges", "deploy/web", &src, "--source", &dir])
+            .args(["--window", "0", "-o", output])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let (plain, wide) = tokio::task::spawn_blocking(move || (table("table"), table("wide")))
+        .await
+        .unwrap();
+    let header = |t: &str| {
+        t.lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(header(&plain), "SRC DST SRC_NS DST_NS SECURED", "{plain}");
+    assert_eq!(
+        header(&wide),
+        "SRC DST SRC_NS DST_NS CLIENT_ID SERVER_ID SECURED",
+        "{wide}"
+    );
+    let line = wide
+        .lines()
+        .find(|l| l.starts_with(client.as_str()))
+        .unwrap_or_else(|| panic!("{wide}"));
+    let cells: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(cells[4..], ["client.default", "web.default", "√"], "{wide}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,6 +291,29 @@ async fn window_zero_counts_since_start_and_errors_name_the_target() {
     assert_eq!(num(web, "success_rate"), 1.0);
     // Identity is off: nothing is mTLS.
     assert_eq!(num(web, "mtls_share"), 0.0);
+    // The proxy read the five requests from its client and wrote the
+    // responses back: byte rates, also in the wide table.
+    assert!(num(web, "tcp_read_bytes_rate") > 0.0, "{stat}");
+    assert!(num(web, "tcp_write_bytes_rate") > 0.0, "{stat}");
+    let out = Command::new(bin("wisp"))
+        .args(["stat", "pod/web-0", "--source", &source])
+        .args(["--window", "0", "-o", "wide"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let wide = String::from_utf8(out.stdout).unwrap();
+    let mut lines = wide.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header[header.len() - 2..],
+        ["READ_BYTES/SEC", "WRITE_BYTES/SEC"]
+    );
+    let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(row[1], "pod/web-0", "{wide}");
+    for cell in &row[row.len() - 2..] {
+        let rate: f64 = cell.strip_suffix("B/s").unwrap().parse().unwrap();
+        assert!(rate > 0.0, "{wide}");
+    }
     let out = Command::new(bin("wisp"))
         .args(["stat", "pod/nope", "--source", &source])
         .output()

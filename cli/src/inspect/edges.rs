@@ -79,8 +79,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     match args.output {
         Output::Json => super::print_json(&report),
-        _ => {
-            print(&report);
+        Output::Table => {
+            print(&report, false);
+            Ok(())
+        }
+        Output::Wide => {
+            print(&report, true);
             Ok(())
         }
     }
@@ -183,7 +187,7 @@ pub fn edges(metrics: &[ProxyMetrics]) -> Vec<Edge> {
             .enumerate()
             .filter(|(j, m)| {
                 *j != i
-                    && (o.target_ips.contains(&m.target.admin.ip().to_string())
+                    && (o.target_ips.contains(&m.target.ip().to_string())
                         || (workload_name(&m.target) == dst
                             && (dst_ns.is_empty() || dst_ns == m.target.namespace)))
             })
@@ -248,38 +252,41 @@ pub fn edges(metrics: &[ProxyMetrics]) -> Vec<Edge> {
     out
 }
 
-fn print(report: &Report) {
+/// The table, as `linkerd viz edges` prints it: `SRC DST SRC_NS DST_NS
+/// SECURED`; `wide` adds `CLIENT_ID` and `SERVER_ID`, shortened to their
+/// first two labels (`sa.ns`).
+fn print(report: &Report, wide: bool) {
+    let short = |id: &str| match identity_parts(id) {
+        Some((sa, ns)) => format!("{sa}.{ns}"),
+        None => or_dash(id),
+    };
     let rows: Vec<Vec<String>> = report
         .edges
         .iter()
         .map(|e| {
-            vec![
+            let mut row = vec![
                 e.src.clone(),
                 e.dst.clone(),
                 e.src_namespace.clone(),
                 e.dst_namespace.clone(),
-                or_dash(&e.client_id),
-                or_dash(&e.server_id),
-                if e.secured {
-                    "√".to_string()
-                } else {
-                    format!("× {}", e.no_tls_reason)
-                },
-            ]
+            ];
+            if wide {
+                row.extend([short(&e.client_id), short(&e.server_id)]);
+            }
+            row.push(if e.secured {
+                "√".to_string()
+            } else {
+                format!("× {}", e.no_tls_reason)
+            });
+            row
         })
         .collect();
-    super::print_table(
-        &[
-            "SRC",
-            "DST",
-            "SRC_NS",
-            "DST_NS",
-            "CLIENT_ID",
-            "SERVER_ID",
-            "SECURED",
-        ],
-        &rows,
-    );
+    let mut header = vec!["SRC", "DST", "SRC_NS", "DST_NS"];
+    if wide {
+        header.extend(["CLIENT_ID", "SERVER_ID"]);
+    }
+    header.push("SECURED");
+    super::print_table(&header, &rows);
 }
 
 fn or_dash(s: &str) -> String {

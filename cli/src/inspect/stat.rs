@@ -37,6 +37,11 @@ pub struct WorkloadRow {
     pub pods: usize,
     /// Open inbound TCP connections (`tcp_open_connections`, peer="src").
     pub tcp_connections: u64,
+    /// Bytes per second the proxies read from their clients
+    /// (`tcp_read_bytes_total`, inbound, peer="src").
+    pub tcp_read_bytes_rate: f64,
+    /// Bytes per second written to the clients (`tcp_write_bytes_total`).
+    pub tcp_write_bytes_rate: f64,
     /// Inbound golden figures.
     #[serde(flatten)]
     pub figures: Figures,
@@ -53,6 +58,11 @@ pub struct AuthorityRow {
     pub authority: String,
     /// Open outbound TCP connections to it (peer="dst").
     pub tcp_connections: u64,
+    /// Bytes per second read from it (`tcp_read_bytes_total`, outbound,
+    /// peer="dst").
+    pub tcp_read_bytes_rate: f64,
+    /// Bytes per second written to it (`tcp_write_bytes_total`).
+    pub tcp_write_bytes_rate: f64,
     /// Outbound golden figures.
     #[serde(flatten)]
     pub figures: Figures,
@@ -104,11 +114,47 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let report = report(&rows, &metrics);
     match args.output {
         Output::Json => super::print_json(&report),
-        _ => {
-            print(&report);
+        Output::Table => {
+            print(&report, false);
+            Ok(())
+        }
+        Output::Wide => {
+            print(&report, true);
             Ok(())
         }
     }
+}
+
+/// TCP figures of a row: open connections (a gauge) and byte rates.
+#[derive(Clone, Copy, Debug, Default)]
+struct Tcp {
+    connections: f64,
+    read_rate: f64,
+    write_rate: f64,
+}
+
+impl Tcp {
+    /// Adds a `tcp_*` series of a proxy measured over `seconds`.
+    fn add(&mut self, s: &super::Series, seconds: f64) {
+        let rate = if seconds > 0.0 {
+            s.value / seconds
+        } else {
+            0.0
+        };
+        match s.name.as_str() {
+            "tcp_open_connections" => self.connections += s.value,
+            "tcp_read_bytes_total" => self.read_rate += rate,
+            "tcp_write_bytes_total" => self.write_rate += rate,
+            _ => {}
+        }
+    }
+}
+
+fn is_tcp(name: &str) -> bool {
+    matches!(
+        name,
+        "tcp_open_connections" | "tcp_read_bytes_total" | "tcp_write_bytes_total"
+    )
 }
 
 /// Builds the report from rows of `(name, namespace, proxies)`.
@@ -122,8 +168,8 @@ pub fn report(rows: &[(String, String, Vec<ProxyTarget>)], metrics: &[ProxyMetri
             .filter(|m| targets.iter().any(|t| t.admin == m.target.admin))
             .collect();
         let mut inbound = Golden::default();
-        let mut tcp = 0.0;
-        let mut by_authority: BTreeMap<String, (Golden, f64)> = BTreeMap::new();
+        let mut tcp = Tcp::default();
+        let mut by_authority: BTreeMap<String, (Golden, Tcp)> = BTreeMap::new();
         for m in &scraped {
             window = window.max(m.seconds);
             inbound.window(m.seconds);
@@ -140,8 +186,8 @@ pub fn report(rows: &[(String, String, Vec<ProxyTarget>)], metrics: &[ProxyMetri
                 match (s.name.as_str(), direction) {
                     ("response_total", "inbound") => inbound.add_response(s),
                     ("response_latency_ms_bucket", "inbound") => inbound.add_bucket(s),
-                    ("tcp_open_connections", "inbound") if s.label("peer") == "src" => {
-                        tcp += s.value
+                    (name, "inbound") if is_tcp(name) && s.label("peer") == "src" => {
+                        tcp.add(s, m.seconds)
                     }
                     ("response_total", "outbound") => {
                         let e = by_authority.entry(authority()).or_default();
@@ -151,9 +197,11 @@ pub fn report(rows: &[(String, String, Vec<ProxyTarget>)], metrics: &[ProxyMetri
                     ("response_latency_ms_bucket", "outbound") => {
                         by_authority.entry(authority()).or_default().0.add_bucket(s)
                     }
-                    ("tcp_open_connections", "outbound") if s.label("peer") == "dst" => {
-                        by_authority.entry(authority()).or_default().1 += s.value
-                    }
+                    (name, "outbound") if is_tcp(name) && s.label("peer") == "dst" => by_authority
+                        .entry(authority())
+                        .or_default()
+                        .1
+                        .add(s, m.seconds),
                     _ => {}
                 }
             }
@@ -163,7 +211,9 @@ pub fn report(rows: &[(String, String, Vec<ProxyTarget>)], metrics: &[ProxyMetri
             namespace: namespace.clone(),
             meshed: scraped.len(),
             pods: targets.len(),
-            tcp_connections: tcp as u64,
+            tcp_connections: tcp.connections as u64,
+            tcp_read_bytes_rate: tcp.read_rate,
+            tcp_write_bytes_rate: tcp.write_rate,
             figures: inbound.figures(),
         });
         for (authority, (golden, tcp)) in by_authority {
@@ -174,7 +224,9 @@ pub fn report(rows: &[(String, String, Vec<ProxyTarget>)], metrics: &[ProxyMetri
                 from: name.clone(),
                 namespace: namespace.clone(),
                 authority,
-                tcp_connections: tcp as u64,
+                tcp_connections: tcp.connections as u64,
+                tcp_read_bytes_rate: tcp.read_rate,
+                tcp_write_bytes_rate: tcp.write_rate,
                 figures: golden.figures(),
             });
         }
@@ -186,8 +238,38 @@ pub fn report(rows: &[(String, String, Vec<ProxyTarget>)], metrics: &[ProxyMetri
     }
 }
 
-fn print(report: &Report) {
+/// `866.3B/s`, as Linkerd prints byte rates.
+fn bytes_rate(v: f64) -> String {
+    format!("{v:.1}B/s")
+}
+
+/// The table (`wide`: plus `READ_BYTES/SEC` and `WRITE_BYTES/SEC`, as
+/// `linkerd viz stat -o wide`).
+fn print(report: &Report, wide: bool) {
     use super::{percent, print_table};
+    let tcp_cells = |read: f64, write: f64| {
+        if wide {
+            vec![bytes_rate(read), bytes_rate(write)]
+        } else {
+            Vec::new()
+        }
+    };
+    let header = |first: &[&'static str]| {
+        let mut h: Vec<&str> = first.to_vec();
+        h.extend([
+            "SUCCESS",
+            "RPS",
+            "LATENCY_P50",
+            "LATENCY_P95",
+            "LATENCY_P99",
+            "TCP_CONN",
+            "MTLS",
+        ]);
+        if wide {
+            h.extend(["READ_BYTES/SEC", "WRITE_BYTES/SEC"]);
+        }
+        h
+    };
     let rows: Vec<Vec<String>> = report
         .workloads
         .iter()
@@ -200,24 +282,11 @@ fn print(report: &Report) {
             row.extend(w.figures.rate_cells());
             row.extend(w.figures.latency_cells());
             row.extend([w.tcp_connections.to_string(), percent(w.figures.mtls_share)]);
+            row.extend(tcp_cells(w.tcp_read_bytes_rate, w.tcp_write_bytes_rate));
             row
         })
         .collect();
-    print_table(
-        &[
-            "NAMESPACE",
-            "NAME",
-            "MESHED",
-            "SUCCESS",
-            "RPS",
-            "LATENCY_P50",
-            "LATENCY_P95",
-            "LATENCY_P99",
-            "TCP_CONN",
-            "MTLS",
-        ],
-        &rows,
-    );
+    print_table(&header(&["NAMESPACE", "NAME", "MESHED"]), &rows);
     if report.authorities.is_empty() {
         return;
     }
@@ -230,21 +299,9 @@ fn print(report: &Report) {
             row.extend(a.figures.rate_cells());
             row.extend(a.figures.latency_cells());
             row.extend([a.tcp_connections.to_string(), percent(a.figures.mtls_share)]);
+            row.extend(tcp_cells(a.tcp_read_bytes_rate, a.tcp_write_bytes_rate));
             row
         })
         .collect();
-    print_table(
-        &[
-            "FROM",
-            "AUTHORITY",
-            "SUCCESS",
-            "RPS",
-            "LATENCY_P50",
-            "LATENCY_P95",
-            "LATENCY_P99",
-            "TCP_CONN",
-            "MTLS",
-        ],
-        &rows,
-    );
+    print_table(&header(&["FROM", "AUTHORITY"]), &rows);
 }

@@ -24,7 +24,7 @@ use tokio::task::JoinSet;
 use super::store::{Broadcast, Change, ChangeType, KindInfo, Refusal, Selector, State};
 use super::{LoggedRequest, Shared, LOG_MAX};
 
-type Body = BoxBody<Bytes, std::io::Error>;
+pub(crate) type Body = BoxBody<Bytes, std::io::Error>;
 
 /// Request bodies larger than this are refused (413).
 const MAX_BODY: usize = 8 << 20;
@@ -56,12 +56,13 @@ pub(crate) async fn accept_loop(
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
+                .with_upgrades()
                 .await;
         });
     }
 }
 
-fn full(status: u16, body: Value) -> Response<Body> {
+pub(crate) fn full(status: u16, body: Value) -> Response<Body> {
     let bytes = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
     Response::builder()
         .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
@@ -390,6 +391,11 @@ async fn resource(
             ),
         );
     };
+    if let (Some("portforward"), Some(name), Some(ns)) = (sub, name, namespace) {
+        if info.group.is_empty() && info.plural == "pods" {
+            return super::portforward::handle(shared, req, &info, ns, name, query).await;
+        }
+    }
     if sub.is_some() {
         return full(
             404,

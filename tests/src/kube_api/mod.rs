@@ -42,11 +42,20 @@
 //!   [`KubeApi::stop`] / [`KubeApi::listen`] / [`KubeApi::restart`] (same port, state
 //!   kept), [`KubeApi::open_watches`], [`KubeApi::requests`] (the request log),
 //!   [`KubeApi::wait_for_watches`].
+//! - Port-forward: `GET /api/v1/namespaces/{ns}/pods/{name}/portforward?ports=P` upgraded
+//!   to a WebSocket with subprotocol `v4.channel.k8s.io`, framed as the kubelet frames it
+//!   (data channel `2i`, error channel `2i+1`, each opened by the port as u16
+//!   little-endian), so kube-rs `Api::<Pod>::portforward` works against it.
+//!   [`KubeApi::forward_pod_port`]`(namespace, pod, port, target)` says where the fake
+//!   kubelet connects for that pod port; an unset or refused port gets the kubelet's
+//!   `error forwarding port …` message on the error channel, an unknown pod a 404.
+//!   `stop`/`restart`/`drop_watches` cut open sessions. Details in `portforward.rs`.
 //!
 //! What it does not do (admission, RBAC enforcement, server-side apply, protobuf,
 //! HTTP/2, …) is listed in `docs/kubernetes.md` §8.
 
 mod http;
+mod portforward;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -111,6 +120,8 @@ pub(crate) struct Shared {
     pub(crate) token_reviewer: Mutex<Arc<TokenReviewer>>,
     pub(crate) access_reviewer: Mutex<Arc<AccessReviewer>>,
     pub(crate) addr: SocketAddr,
+    /// [`KubeApi::forward_pod_port`] targets.
+    pub(crate) forwards: portforward::Forwards,
 }
 
 impl Shared {
@@ -153,6 +164,7 @@ impl KubeApi {
             )),
             access_reviewer: Mutex::new(Arc::new(|_: &Value| true)),
             addr,
+            forwards: Mutex::new(Default::default()),
         });
         let api = KubeApi {
             shared,
@@ -442,6 +454,17 @@ impl KubeApi {
     /// allowed. By default everything is.
     pub fn set_access_reviewer(&self, f: impl Fn(&Value) -> bool + Send + Sync + 'static) {
         *self.shared.access_reviewer.lock().unwrap() = Arc::new(f);
+    }
+
+    /// Where port-forwards to `port` of pod `namespace/pod` connect (the
+    /// pod's `localhost:port` as the kubelet would dial it); the pod itself
+    /// must exist when the forward is opened. Replaces an earlier target.
+    pub fn forward_pod_port(&self, namespace: &str, pod: &str, port: u16, target: SocketAddr) {
+        self.shared
+            .forwards
+            .lock()
+            .unwrap()
+            .insert((namespace.to_string(), pod.to_string(), port), target);
     }
 
     /// Stops listening and closes every connection (open watches end

@@ -280,3 +280,69 @@ async fn discovery_and_reviews() {
     );
     assert_eq!(api.list("Server").len(), 1);
 }
+
+#[tokio::test]
+async fn portforward_copies_bytes_and_reports_kubelet_errors() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let api = KubeApi::start().await;
+    api.apply(json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"containers": [{"name": "app", "image": "app"}]},
+        "status": {"phase": "Running", "podIP": "192.0.2.7"}}));
+    // The "pod's localhost:8080": an echo server that upper-cases.
+    let echo = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let echo_addr = echo.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = echo.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    let up = buf[..n].to_ascii_uppercase();
+                    if s.write_all(&up).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    api.forward_pod_port("default", "web", 8080, echo_addr);
+    let pods: Api<Pod> = Api::namespaced(api.client().await, "default");
+
+    let mut pf = pods.portforward("web", &[8080]).await.unwrap();
+    let mut stream = pf.take_stream(8080).unwrap();
+    stream.write_all(b"hello").await.unwrap();
+    let mut got = [0u8; 5];
+    stream.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"HELLO");
+    drop(stream);
+    tokio::time::timeout(Duration::from_secs(10), pf.join())
+        .await
+        .expect("the session closes")
+        .unwrap();
+
+    // A port nothing listens on: the kubelet's message on the error channel.
+    let mut pf = pods.portforward("web", &[9999]).await.unwrap();
+    let err = pf.take_error(9999).unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(10), err)
+        .await
+        .expect("an error message")
+        .expect("a message, not a closed channel");
+    assert!(
+        msg.starts_with("error forwarding port 9999 to pod default/web"),
+        "{msg}"
+    );
+
+    // An unknown pod: 404 from the API server, no upgrade.
+    let e = pods.portforward("nope", &[8080]).await.err().expect("404");
+    match e {
+        kube::Error::Api(s) => assert_eq!(s.code, 404),
+        other => panic!("expected a 404 Status, got {other}"),
+    }
+    let logged = api.requests();
+    assert!(logged
+        .iter()
+        .any(|r| r.path.ends_with("/pods/web/portforward") && r.status == 101));
+}
