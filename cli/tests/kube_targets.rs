@@ -9,10 +9,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -109,55 +107,6 @@ fn failure(out: &Output) -> String {
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(!out.status.success(), "wisp succeeded: {stdout}");
     stderr
-}
-
-/// `wisp tap …` with stdout read on a thread while it runs.
-struct Running {
-    child: Child,
-    out: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Running {
-    fn spawn(mut cmd: Command) -> Running {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdout = child.stdout.take().unwrap();
-        let out = Arc::new(Mutex::new(Vec::new()));
-        let sink = out.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stdout.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-        Running { child, out }
-    }
-
-    fn output(&self) -> String {
-        text(&self.out.lock().unwrap())
-    }
-
-    fn stderr(&mut self) -> String {
-        let mut s = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            let _ = e.read_to_string(&mut s);
-        }
-        s
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `GET path` to Service `web` through the proxy's outbound listener.
@@ -342,17 +291,17 @@ async fn stat_proxy_config_and_tap_through_port_forward() {
         proxy.metrics().await.contains("tap_observers 1")
     })
     .await;
-    assert!(open, "the tap never opened: {}", tap.stderr());
+    assert!(open, "the tap never opened: {}", tap.kill());
     assert_eq!(send(&proxy, "/via-kube/1").await, Some(StatusCode::OK));
     let seen = eventually(Duration::from_secs(10), || async {
         tap.output().lines().count() >= 3
     })
     .await;
     let out = tap.output();
-    assert!(seen, "tap saw {out:?}: {}", tap.stderr());
+    assert!(seen, "tap saw {out:?}: {}", tap.kill());
     assert!(out.contains("/via-kube/1"), "{out}");
     let exited = wait_until(Duration::from_secs(10), || {
-        let status = tap.child.try_wait().unwrap();
+        let status = tap.try_wait();
         async move { status.ok_or_else(|| "tap still running".to_string()) }
     })
     .await;

@@ -13,6 +13,7 @@
 pub mod identity;
 pub mod kube_api;
 pub mod netns;
+pub mod running;
 
 use std::convert::Infallible;
 use std::fs;
@@ -37,6 +38,7 @@ use tokio::task::JoinHandle;
 pub use wisp_common::prometheus;
 
 pub use identity::{identity_name, IdentityPlane, IDENTITY_SUFFIX, IDENTITY_SVC_NAME};
+pub use running::Running;
 
 /// The logical name every test service uses.
 pub const WEB_FQDN: &str = "web.default.svc.cluster.local";

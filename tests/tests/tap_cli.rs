@@ -6,9 +6,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::io::Write;
+use std::process::Command;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -105,87 +104,6 @@ impl Tapped {
         })
         .await;
         assert!(open, "{n} tap(s) never opened");
-    }
-}
-
-/// `wisp ARGS` with stdout collected on a thread while it runs.
-struct Running {
-    child: Child,
-    out: Arc<Mutex<Vec<u8>>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Running {
-    fn spawn(mut cmd: Command) -> Running {
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdout = child.stdout.take().unwrap();
-        let out = Arc::new(Mutex::new(Vec::new()));
-        let reader = std::thread::spawn({
-            let out = out.clone();
-            move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = stdout.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    out.lock().unwrap().extend_from_slice(&buf[..n]);
-                }
-            }
-        });
-        Running {
-            child,
-            out,
-            reader: Some(reader),
-        }
-    }
-
-    fn output(&self) -> String {
-        String::from_utf8_lossy(&self.out.lock().unwrap()).into_owned()
-    }
-
-    fn stderr(&mut self) -> String {
-        let mut s = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            let _ = e.read_to_string(&mut s);
-        }
-        s
-    }
-
-    /// Waits for the exit (killing it after `timeout`): success, stdout, stderr.
-    async fn finish(mut self, timeout: Duration) -> (bool, String, String) {
-        let deadline = std::time::Instant::now() + timeout;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break Some(s);
-            }
-            if std::time::Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break None;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
-        let err = self.stderr();
-        let out = self.output();
-        match status {
-            Some(s) => (s.success(), out, err),
-            None => panic!("did not exit in {timeout:?}\nstdout:\n{out}\nstderr:\n{err}"),
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -417,7 +335,7 @@ async fn top_in_a_terminal_shows_paths_and_restores_it() {
     .await;
     assert!(drawn, "the table never showed the paths:\n{}", top.output());
     // `q` through the terminal.
-    let mut stdin = top.child.stdin.take().unwrap();
+    let mut stdin = top.take_stdin().unwrap();
     stdin.write_all(b"q").unwrap();
     stdin.flush().unwrap();
     let (ok, out, err) = top.finish(Duration::from_secs(10)).await;
