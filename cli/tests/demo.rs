@@ -413,7 +413,12 @@ fn the_printed_inspect_commands_work_while_the_demo_runs() {
         match verb {
             "stat" => assert!(out.contains("\"deploy/web\""), "stat: {out}"),
             "routes" => assert!(out.contains("GET /books"), "routes: {out}"),
-            "edges" => assert!(out.contains("client"), "edges: {out}"),
+            // Both ends are scraped: the client's pod is in the manifests too.
+            "edges" => assert!(
+                out.contains("\"src\": \"deploy/client\"")
+                    && out.contains("\"server_id\": \"web.default.serviceaccount"),
+                "edges: {out}"
+            ),
             "tap" => assert!(
                 out.lines().filter(|l| l.contains(":path")).count() >= 1,
                 "tap: {out}"

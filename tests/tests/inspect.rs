@@ -47,7 +47,7 @@ fn wisp(args: &[String], window: &str) -> std::process::Child {
     Command::new(bin("wisp"))
         .args(args)
         .args(["-o", "json", "--window", window])
-        .env("WISP_LOG", "info")
+        .env("WISP_LOG", "wisp::inspect=debug,warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -232,19 +232,19 @@ impl Banner<'_> {
         let Some(client) = self.proxies.last() else {
             return;
         };
-        let client = client.workload.addr(ADMIN_PORT);
+        let client = client.workload.name;
         println!("Inspect:  from another terminal, while the demo runs:");
         println!(
             "          export WISP_SOURCE=dir:{}",
             self.manifests.display()
         );
         for cmd in [
-            format!("stat deploy/{SERVICE} deploy/{SERVICE_V2}"),
-            format!("routes {client} --to svc/{SERVICE} -o wide"),
-            "edges".to_string(),
+            format!("stat deploy/{SERVICE} deploy/{SERVICE_V2} -o wide"),
+            format!("routes deploy/{client} --to svc/{SERVICE} -o wide"),
+            "edges -o wide".to_string(),
             format!("tap deploy/{SERVICE} --max-events 20"),
-            format!("top {client}"),
-            format!("proxy-config {client}"),
+            format!("top deploy/{client}"),
+            format!("proxy-config pod/{client}"),
             format!("profile --tap deploy/{SERVICE} --tap-duration 5s {SERVICE}"),
         ] {
             println!("          {wisp} {cmd}");

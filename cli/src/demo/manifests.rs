@@ -1,6 +1,7 @@
 //! The universal-mode manifests the destination service reads: per Service
 //! (`web`, `web-v2`) the Service and its EndpointSlice, and one Pod per
-//! backend, written as YAML text.
+//! backend and for the load driver's client (so `wisp edges`, `stat`, `tap`
+//! find its proxy too), written as YAML text.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -8,7 +9,7 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::topology::{
-    Service, Workload, APP_PORT, BACKENDS, INBOUND_PORT, NAMESPACE, SERVICES, SERVICE_PORT,
+    Service, Workload, APP_PORT, BACKENDS, CLIENT, INBOUND_PORT, NAMESPACE, SERVICES, SERVICE_PORT,
 };
 
 /// Writes the manifests of every Service and backend into `dir`, each file
@@ -23,7 +24,7 @@ pub fn write_all(dir: &Path) -> anyhow::Result<()> {
             &endpoint_slice(svc, &backends),
         )?;
     }
-    for pod in &BACKENDS {
+    for pod in BACKENDS.iter().chain([&CLIENT]) {
         write_atomic(dir, &format!("pod-{}.yaml", pod.name), &pod_manifest(pod))?;
     }
     Ok(())
@@ -90,15 +91,21 @@ endpoints:
 }
 
 /// A meshed Pod whose proxy container names its inbound address, so the
-/// destination service hints opaque transport to `<ip>:4143`.
+/// destination service hints opaque transport to `<ip>:4143`. Backends are
+/// labelled with their service (`app`) and version; the client with its
+/// own name.
 fn pod_manifest(pod: &Workload) -> String {
+    let labels = match super::topology::version_of(pod.name) {
+        Some(version) => format!("app: {}, version: {version}", pod.service),
+        None => format!("app: {}", pod.name),
+    };
     format!(
         "apiVersion: v1
 kind: Pod
 metadata:
   name: {name}
   namespace: {NAMESPACE}
-  labels: {{app: {app}, version: {version}, linkerd.io/control-plane-ns: linkerd}}
+  labels: {{{labels}, linkerd.io/control-plane-ns: linkerd}}
 spec:
   serviceAccountName: {sa}
   containers:
@@ -109,8 +116,6 @@ spec:
 status: {{podIP: \"{ip}\"}}
 ",
         name = pod.name,
-        app = pod.service,
-        version = super::topology::version_of(pod.name).unwrap_or("v1"),
         sa = pod.service_account,
         ip = pod.ip,
         inbound = pod.addr(INBOUND_PORT),
@@ -148,5 +153,6 @@ mod tests {
         assert!(text.contains("linkerd.io/control-plane-ns: linkerd"));
         assert!(text.contains("app: web, version: v1,"));
         assert!(pod_manifest(&BACKENDS[3]).contains("app: web-v2, version: v2,"));
+        assert!(pod_manifest(&CLIENT).contains("labels: {app: client, linkerd.io"));
     }
 }

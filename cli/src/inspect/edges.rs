@@ -131,6 +131,25 @@ fn dst_name(s: &Series) -> String {
     String::new()
 }
 
+/// The edge's destination: [`dst_name`], except that a `dst_pod` this
+/// command scraped (same pod name and namespace) is named as its workload
+/// (`deploy/APP`), as `wisp stat` names it, when the series has no
+/// `dst_deployment` (pods without an owning Deployment, e.g. universal mode).
+fn dst_of(s: &Series, metrics: &[ProxyMetrics]) -> String {
+    let (pod, ns) = (s.label("dst_pod"), s.label("dst_namespace"));
+    if s.label("dst_deployment").is_empty() && !pod.is_empty() {
+        let scraped = metrics.iter().find(|m| {
+            !m.target.labels.is_empty()
+                && m.target.name == pod
+                && (ns.is_empty() || ns == m.target.namespace)
+        });
+        if let Some(m) = scraped {
+            return workload_name(&m.target);
+        }
+    }
+    dst_name(s)
+}
+
 #[derive(Default)]
 struct Outbound {
     server_ids: BTreeSet<String>,
@@ -148,7 +167,7 @@ pub fn edges(metrics: &[ProxyMetrics]) -> Vec<Edge> {
     for (i, m) in metrics.iter().enumerate() {
         for s in &m.series {
             if is_edge_series(s, "outbound") {
-                let dst = dst_name(s);
+                let dst = dst_of(s, metrics);
                 if dst.is_empty() {
                     continue;
                 }
@@ -405,5 +424,42 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn a_scraped_destination_pod_is_named_as_its_workload() {
+        let mut client = address_target("client", "127.0.0.1:4191".parse().unwrap(), "default");
+        client.labels.insert("app".into(), "client".into());
+        let mut server = address_target("web-1", "127.0.0.2:4191".parse().unwrap(), "default");
+        server.labels.insert("app".into(), "web".into());
+        let to = |pod: &str, deployment: &str| {
+            series(
+                "response_total",
+                &[
+                    ("direction", "outbound"),
+                    ("dst_pod", pod),
+                    ("dst_deployment", deployment),
+                    ("dst_namespace", "default"),
+                    ("tls", "true"),
+                ],
+                1.0,
+            )
+        };
+        let metrics = [
+            ProxyMetrics {
+                target: client,
+                seconds: 1.0,
+                series: vec![to("web-1", ""), to("web-2", ""), to("web-1", "web-deploy")],
+            },
+            ProxyMetrics {
+                target: server,
+                seconds: 1.0,
+                series: vec![],
+            },
+        ];
+        let dsts: Vec<String> = edges(&metrics).into_iter().map(|e| e.dst).collect();
+        // web-1 was scraped: its workload; web-2 was not: the pod; a
+        // dst_deployment label wins.
+        assert_eq!(dsts, ["deploy/web", "deploy/web-deploy", "pod/web-2"]);
     }
 }

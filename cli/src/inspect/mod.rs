@@ -185,7 +185,7 @@ async fn collect_async(
     };
     let started = Instant::now();
     if !window.is_zero() {
-        tracing::info!(proxies = targets.len(), ?window, "first scrape taken");
+        tracing::debug!(proxies = targets.len(), ?window, "first scrape taken");
         tokio::time::sleep(window).await;
     }
     let second = scrape_all(&targets).await;
