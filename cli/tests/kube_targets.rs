@@ -14,8 +14,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http::{Method, StatusCode};
 use serde_json::{json, Value};
 use wisp_tests::kube_api::KubeApi;
 use wisp_tests::*;
@@ -111,19 +110,18 @@ fn failure(out: &Output) -> String {
 
 /// `GET path` to Service `web` through the proxy's outbound listener.
 async fn send(proxy: &Proxy, path: &str) -> Option<StatusCode> {
-    let req = Request::builder()
-        .method(Method::GET)
-        .uri(format!("http://{}{path}", proxy.outbound))
-        .header(http::header::HOST, WEB_FQDN)
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let rsp = tokio::time::timeout(Duration::from_secs(5), http1_client().request(req))
-        .await
-        .ok()?
-        .ok()?;
-    let status = rsp.status();
-    let _ = rsp.into_body().collect().await;
-    Some(status)
+    let client = http1_client();
+    request_via(
+        &client,
+        proxy.outbound,
+        WEB_FQDN,
+        &Method::GET,
+        path,
+        Bytes::new(),
+    )
+    .await
+    .status
+    .ok()
 }
 
 fn outbound_requests(metrics: &str) -> f64 {
@@ -142,23 +140,7 @@ fn outbound_requests(metrics: &str) -> f64 {
 async fn stat_proxy_config_and_tap_through_port_forward() {
     let net = Net::new();
     let mut cp = ControlPlane::create(net.addr(2, 8086));
-    cp.write(
-        "web.yaml",
-        &format!(
-            "{}---\n{}",
-            service_yaml("web", "default", None, 80, 8080),
-            endpoint_slice_yaml(
-                "web-1",
-                "default",
-                "web",
-                8080,
-                &[SliceEndpoint {
-                    ip: net.ip(11),
-                    pod: None
-                }]
-            )
-        ),
-    );
+    cp.write("web.yaml", &web_service_yaml(net.ip(11)));
     cp.restart().await;
     let _backend = HttpBackend::start(net.addr(11, 8080), "web-0").await;
     let control = net.addr(10, 4190);
@@ -287,10 +269,7 @@ async fn stat_proxy_config_and_tap_through_port_forward() {
         "--max-events",
         "3",
     ]));
-    let open = eventually(Duration::from_secs(15), || async {
-        proxy.metrics().await.contains("tap_observers 1")
-    })
-    .await;
+    let open = proxy.wait_tap_observers(1, Duration::from_secs(15)).await;
     assert!(open, "the tap never opened: {}", tap.kill());
     assert_eq!(send(&proxy, "/via-kube/1").await, Some(StatusCode::OK));
     let seen = eventually(Duration::from_secs(10), || async {

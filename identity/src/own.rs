@@ -97,7 +97,8 @@ impl OwnIdentity {
     }
 }
 
-type OwnCert = (
+/// A certificate chain (leaf first), its private key and the leaf's NotAfter.
+pub type OwnCert = (
     Vec<CertificateDer<'static>>,
     PrivateKeyDer<'static>,
     SystemTime,
@@ -105,25 +106,33 @@ type OwnCert = (
 
 /// Issues the service its own certificate through the regular CSR path.
 fn issue_own(ca: &Ca, name: &str) -> Result<OwnCert, Error> {
-    let own = |context: &'static str| {
-        move |source: rcgen::Error| Error::OwnCertificate(IssueError::Signing { context, source })
-    };
-    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(own("generating a key"))?;
+    issue_with_new_key(ca, name).map_err(Error::OwnCertificate)
+}
+
+/// Generates a fresh ECDSA P-256 key and has `ca` issue a certificate for
+/// `name` through the regular CSR path ([`Ca::issue`]: the CSR's names and
+/// key are checked as the identity service checks a workload's). Returns
+/// the chain (leaf, then issuer), the key (PKCS#8) and the leaf's NotAfter.
+/// Used for a control-plane component's own certificate and by
+/// `wisp identity issue`.
+pub fn issue_with_new_key(ca: &Ca, name: &str) -> Result<OwnCert, IssueError> {
+    let signing =
+        |context: &'static str| move |source: rcgen::Error| IssueError::Signing { context, source };
+    let key =
+        KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(signing("generating a key"))?;
     let mut params = CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
     params.distinguished_name.push(DnType::CommonName, name);
     params.subject_alt_names = vec![SanType::DnsName(name.try_into().map_err(
-        |source: rcgen::Error| {
-            Error::OwnCertificate(IssueError::Identity {
-                identity: name.to_string(),
-                source,
-            })
+        |source: rcgen::Error| IssueError::Identity {
+            identity: name.to_string(),
+            source,
         },
     )?)];
     let csr = params
         .serialize_request(&key)
-        .map_err(own("building the CSR"))?;
-    let issued = ca.issue(name, csr.der()).map_err(Error::OwnCertificate)?;
+        .map_err(signing("building the CSR"))?;
+    let issued = ca.issue(name, csr.der())?;
     let mut chain = vec![issued.leaf];
     chain.extend(issued.intermediates);
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));

@@ -375,6 +375,31 @@ pub fn service_yaml(
     )
 }
 
+/// YAML of Service `web.default` (port 80 -> 8080) and its EndpointSlice
+/// `web-1` with the one endpoint `ip`.
+pub fn web_service_yaml(ip: Ipv4Addr) -> String {
+    format!(
+        "{}---\n{}",
+        service_yaml("web", "default", None, 80, 8080),
+        endpoint_slice_yaml(
+            "web-1",
+            "default",
+            "web",
+            8080,
+            &[SliceEndpoint { ip, pod: None }]
+        )
+    )
+}
+
+/// A TCP port free on every loopback address right now (bound and
+/// released), for a listener that must be given a fixed port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
 /// YAML of an EndpointSlice of Service `service.ns` on `port`.
 pub fn endpoint_slice_yaml(
     name: &str,
@@ -593,6 +618,16 @@ impl Proxy {
         }
     }
 
+    /// Waits (up to `within`) until exactly `n` taps are open on the
+    /// proxy (`tap_observers`); whether they were.
+    pub async fn wait_tap_observers(&self, n: usize, within: Duration) -> bool {
+        let want = format!("tap_observers {n}");
+        eventually(within, || async {
+            self.metrics().await.lines().any(|l| l == want)
+        })
+        .await
+    }
+
     /// The `/metrics` text.
     pub async fn metrics(&self) -> String {
         let (status, body) = http_get(self.admin, "/metrics")
@@ -630,6 +665,13 @@ pub fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 /// A hyper HTTP/1.1 client with a fresh pool.
 pub fn http1_client() -> Client<HttpConnector, Full<Bytes>> {
     Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// Every line of `out` parsed as JSON (panics naming a line that is not).
+pub fn json_lines(out: &str) -> Vec<serde_json::Value> {
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
 }
 
 /// A hyper h2c (prior knowledge) client with a fresh pool.
@@ -1114,6 +1156,26 @@ impl Mesh {
     /// (both configurable in `opts`).
     pub async fn start_mtls(pods: u8, app_port: u16, opts: &MtlsOptions<'_>) -> Mesh {
         Mesh::start_inner(pods, app_port, true, opts.client_env, Some(opts)).await
+    }
+
+    /// [`Mesh::start_mtls`] with one pod whose proxy serves tap for
+    /// `tap_identity` on a free port of every address (`0.0.0.0:PORT`);
+    /// returns the mesh and that port.
+    pub async fn start_tapped(tap_identity: &str) -> (Mesh, u16) {
+        let port = free_port();
+        let control_listen = format!("0.0.0.0:{port}");
+        let server_env = [
+            ("LINKERD2_PROXY_TAP_SVC_NAME", tap_identity),
+            (
+                "LINKERD2_PROXY_CONTROL_LISTEN_ADDR",
+                control_listen.as_str(),
+            ),
+        ];
+        let opts = MtlsOptions {
+            server_env: &server_env,
+            ..MtlsOptions::default()
+        };
+        (Mesh::start_mtls(1, 8080, &opts).await, port)
     }
 
     async fn start_inner(

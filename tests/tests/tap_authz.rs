@@ -91,29 +91,8 @@ async fn only_the_tap_identity_may_tap_over_mtls() {
         return;
     }
     let tap_identity = identity_name("tap", "linkerd-viz");
-    // A free port for the control listener, on every address of the pod.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let control_listen = format!("0.0.0.0:{port}");
-    let server_env = [
-        ("LINKERD2_PROXY_TAP_SVC_NAME", tap_identity.as_str()),
-        (
-            "LINKERD2_PROXY_CONTROL_LISTEN_ADDR",
-            control_listen.as_str(),
-        ),
-    ];
-    let mesh = Mesh::start_mtls(
-        1,
-        8080,
-        &MtlsOptions {
-            server_env: &server_env,
-            ..MtlsOptions::default()
-        },
-    )
-    .await;
+    // The control listener on a free port of every address of the pod.
+    let (mesh, port) = Mesh::start_tapped(&tap_identity).await;
     let control = SocketAddr::new(mesh.pods[0].into(), port);
     let ca = mesh.identity.as_ref().unwrap();
     let dir = tempfile::tempdir().unwrap();

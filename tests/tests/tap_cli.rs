@@ -11,8 +11,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http::{Method, StatusCode};
+use http_body_util::Full;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use wisp_tests::*;
 
@@ -33,20 +33,7 @@ impl Tapped {
         let net = Net::new();
         let mut cp = ControlPlane::create(net.addr(2, 8086));
         let pod = net.ip(11);
-        cp.write(
-            "web.yaml",
-            &format!(
-                "{}---\n{}",
-                service_yaml("web", "default", None, 80, 8080),
-                endpoint_slice_yaml(
-                    "web-1",
-                    "default",
-                    "web",
-                    8080,
-                    &[SliceEndpoint { ip: pod, pod: None }]
-                )
-            ),
-        );
+        cp.write("web.yaml", &web_service_yaml(pod));
         cp.restart().await;
         let backend = HttpBackend::start(net.addr(11, 8080), "web-0").await;
         let control = net.addr(10, 4190).to_string();
@@ -76,19 +63,17 @@ impl Tapped {
 
     /// `METHOD path` to `web` through the proxy: the status.
     async fn send(&self, method: Method, path: &str) -> Option<StatusCode> {
-        let req = Request::builder()
-            .method(method)
-            .uri(format!("http://{}{path}", self.proxy.outbound))
-            .header(http::header::HOST, WEB_FQDN)
-            .body(Full::new(Bytes::new()))
-            .unwrap();
-        let rsp = tokio::time::timeout(Duration::from_secs(5), self.client.request(req))
-            .await
-            .ok()?
-            .ok()?;
-        let status = rsp.status();
-        let _ = rsp.into_body().collect().await;
-        Some(status)
+        request_via(
+            &self.client,
+            self.proxy.outbound,
+            WEB_FQDN,
+            &method,
+            path,
+            Bytes::new(),
+        )
+        .await
+        .status
+        .ok()
     }
 
     /// The admin address as a target.
@@ -98,11 +83,10 @@ impl Tapped {
 
     /// Waits until `n` taps are open on the proxy.
     async fn wait_taps(&self, n: usize) {
-        let want = format!("tap_observers {n}");
-        let open = eventually(Duration::from_secs(10), || async {
-            self.proxy.metrics().await.contains(&want)
-        })
-        .await;
+        let open = self
+            .proxy
+            .wait_tap_observers(n, Duration::from_secs(10))
+            .await;
         assert!(open, "{n} tap(s) never opened");
     }
 }
@@ -140,10 +124,7 @@ async fn tap_prints_the_matching_events() {
     );
     let (ok, out, err) = json.finish(Duration::from_secs(10)).await;
     assert!(ok, "{err}");
-    let events: Vec<serde_json::Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect();
+    let events = json_lines(&out);
     assert_eq!(events.len(), 6, "{out}");
     let mut requests = Vec::new();
     for e in &events {

@@ -428,9 +428,11 @@ mod tests {
 
     #[test]
     fn a_scraped_destination_pod_is_named_as_its_workload() {
-        let mut client = address_target("client", "127.0.0.1:4191".parse().unwrap(), "default");
+        let mut client =
+            address_target("client", "127.0.0.1:4191".parse().expect("addr"), "default");
         client.labels.insert("app".into(), "client".into());
-        let mut server = address_target("web-1", "127.0.0.2:4191".parse().unwrap(), "default");
+        let mut server =
+            address_target("web-1", "127.0.0.2:4191".parse().expect("addr"), "default");
         server.labels.insert("app".into(), "web".into());
         let to = |pod: &str, deployment: &str| {
             series(

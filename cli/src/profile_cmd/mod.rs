@@ -47,10 +47,15 @@ pub struct Args {
     /// With `--tap`, stop once this many routes were seen.
     #[arg(long, default_value_t = 20)]
     pub tap_route_limit: usize,
-    /// With `--tap`, where pods are read from: `dir:PATH`. Default:
-    /// $WISP_SOURCE, else `dir:./manifests`.
+    /// With `--tap`, where pods are read from: `dir:PATH`, `kube` or
+    /// `kube:KUBECONFIG`. Default: $WISP_SOURCE, else `dir:./manifests` if
+    /// that directory exists, else `kube`.
     #[arg(long)]
     pub source: Option<String>,
+    /// With `--tap`: tap over mTLS (`--tls-dir`, `--server-id`,
+    /// `--identity-trust-domain`), as `wisp tap` does.
+    #[command(flatten)]
+    pub tap_tls: crate::tap::TapTlsArgs,
 }
 
 /// Runs `wisp profile`: prints the profile YAML to stdout.
@@ -77,6 +82,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             },
             duration: args.tap_duration,
             route_limit: args.tap_route_limit,
+            tls: args.tap_tls.clone(),
         })?;
         let profile = tap::profile_from_requests(
             svc,

@@ -14,6 +14,7 @@ use wisp_profiles::types::{RequestMatch, RouteSpec, ServiceProfile};
 
 use crate::tap::event::Kind;
 use crate::tap::observe::{observe_request, spawn_taps, FilterArgs, Report};
+use crate::tap::{TapTls, TapTlsArgs};
 use crate::target::TargetArgs;
 
 /// What `--tap` needs.
@@ -26,6 +27,8 @@ pub struct TapProfile<'a> {
     pub duration: Duration,
     /// Stop once this many routes were seen.
     pub route_limit: usize,
+    /// How proxies' control ports are reached (`--tls-dir`).
+    pub tls: TapTlsArgs,
 }
 
 /// The route of a request, as Linkerd names and matches it; `None` for `/`.
@@ -93,11 +96,12 @@ pub fn tap_requests(t: &TapProfile<'_>) -> anyhow::Result<Vec<(String, String)>>
         max_rps: 100.0,
     };
     let req = observe_request(&filter, &t.targets, false)?;
+    let tls = TapTls::load(&t.tls)?;
     let rt = crate::tap::runtime()?;
     let result = rt.block_on(async {
         let mut signals = wisp_common::signal::ShutdownSignals::new()?;
         let (tx, mut rx) = mpsc::channel(1024);
-        let _taps = spawn_taps(&proxies, req, tx);
+        let _taps = spawn_taps(&proxies, req, tls.as_ref(), tx)?;
         let deadline = tokio::time::sleep(t.duration);
         tokio::pin!(deadline);
         let mut seen: Vec<(String, String)> = Vec::new();

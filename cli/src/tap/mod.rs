@@ -3,12 +3,15 @@
 //! proxy-config` (what a proxy knows, from its admin `/config.json`).
 //!
 //! Tap calls `Tap.Observe` on each target proxy's control port (4190)
-//! directly, in plaintext: the proxy allows that from loopback clients
-//! (universal mode on one machine), as linkerd2-proxy does.
+//! directly: in plaintext, which the proxy allows from loopback clients
+//! only (universal mode on one machine, or a Kubernetes port-forward), as
+//! linkerd2-proxy does; or, with `--tls-dir` ([`tls`]), over mesh TLS
+//! presenting the tap service's identity, which works from anywhere.
 
 pub mod event;
 pub mod observe;
 mod proxy_config;
+pub mod tls;
 mod top;
 
 use std::io::Write;
@@ -17,6 +20,7 @@ use anyhow::Context;
 use tokio::sync::mpsc;
 
 pub use proxy_config::{run_proxy_config, ProxyConfigArgs};
+pub use tls::{TapTls, TapTlsArgs};
 pub use top::{run_top, TopArgs};
 
 use crate::tap::event::{render_json, render_line, render_wide};
@@ -44,6 +48,8 @@ pub struct TapArgs {
     pub targets: TargetArgs,
     #[command(flatten)]
     pub filter: FilterArgs,
+    #[command(flatten)]
+    pub tls: TapTlsArgs,
     /// Stop after this many events.
     #[arg(long, value_name = "N")]
     pub max_events: Option<u64>,
@@ -80,10 +86,11 @@ pub fn run_tap(args: TapArgs) -> anyhow::Result<()> {
     let proxies = resolve(&args.target, &args.targets)?;
     let req = observe_request(&args.filter, &args.targets, args.output == Output::Json)?;
     let kind = resource_label(&args.target);
+    let tls = TapTls::load(&args.tls)?;
     runtime()?.block_on(async move {
         let mut signals = wisp_common::signal::ShutdownSignals::new()?;
         let (tx, mut rx) = mpsc::channel(1024);
-        let _taps = spawn_taps(&proxies, req, tx);
+        let _taps = spawn_taps(&proxies, req, tls.as_ref(), tx)?;
         let mut seen = 0u64;
         let mut failed = Vec::new();
         let stdout = std::io::stdout();

@@ -4,6 +4,7 @@
 //! passed, so each proxy reports at most `max-rps` requests a second.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -15,6 +16,7 @@ use tokio::task::JoinSet;
 use tonic::transport::Endpoint;
 
 use crate::tap::event::Tapped;
+use crate::tap::tls::TapTls;
 use crate::target::{ProxyTarget, TargetArgs};
 
 /// The window `--max-rps` counts in.
@@ -74,7 +76,7 @@ pub fn build_match(
 ) -> anyhow::Result<Option<observe_request::Match>> {
     let mut all = Vec::new();
     if !to.is_empty() {
-        let mut ips: Vec<IpAddr> = to.iter().map(|t| t.admin.ip()).collect();
+        let mut ips: Vec<IpAddr> = to.iter().map(|t| t.ip()).collect();
         ips.dedup();
         all.push(observe_request::Match {
             r#match: Some(m::Match::Any(m::Seq {
@@ -153,48 +155,69 @@ pub fn observe_request(
 }
 
 /// Taps every proxy of `targets` until the receiver goes away, sending
-/// what they report to `tx`.
+/// what they report to `tx`; with `tls` (`--tls-dir`), over mesh TLS.
+/// Fails at once if a proxy's expected identity cannot be told.
 pub fn spawn_taps(
     targets: &[ProxyTarget],
     req: ObserveRequest,
+    tls: Option<&Arc<TapTls>>,
     tx: mpsc::Sender<Report>,
-) -> JoinSet<()> {
+) -> anyhow::Result<JoinSet<()>> {
+    let mut planned = Vec::with_capacity(targets.len());
+    for t in targets {
+        let tls = match tls {
+            Some(tls) => Some((tls.clone(), tls.server_identity(t)?)),
+            None => None,
+        };
+        planned.push((t.clone(), tls));
+    }
     let mut set = JoinSet::new();
-    for (i, t) in targets.iter().enumerate() {
-        let (t, req, tx) = (t.clone(), req.clone(), tx.clone());
+    for (i, (t, tls)) in planned.into_iter().enumerate() {
+        let (req, tx) = (req.clone(), tx.clone());
         set.spawn(async move {
-            if let Err(e) = tap_one(i, &t, req, &tx).await {
+            if let Err(e) = tap_one(i, &t, tls.as_ref(), req, &tx).await {
                 let _ = tx.send(Report::Failed(t.name.clone(), e)).await;
             }
         });
     }
-    set
+    Ok(set)
 }
 
 async fn tap_one(
     index: usize,
     t: &ProxyTarget,
+    tls: Option<&(Arc<TapTls>, String)>,
     req: ObserveRequest,
     tx: &mpsc::Sender<Report>,
 ) -> anyhow::Result<()> {
-    let endpoint = Endpoint::from_shared(format!("http://{}", t.control))
-        .context("invalid control address")?
-        .connect_timeout(Duration::from_secs(5));
-    let channel = endpoint.connect().await.with_context(|| {
-        format!(
-            "cannot connect to the tap server of {} at {} (is LINKERD2_PROXY_TAP_SVC_NAME set on that proxy?)",
-            t.name, t.control
-        )
-    })?;
+    let channel = match tls {
+        Some((tls, server_id)) => tls.connect(t, server_id).await?,
+        None => {
+            let endpoint = Endpoint::from_shared(format!("http://{}", t.control))
+                .context("invalid control address")?
+                .connect_timeout(Duration::from_secs(5));
+            endpoint.connect().await.with_context(|| {
+                format!(
+                    "cannot connect to the tap server of {} at {} (is LINKERD2_PROXY_TAP_SVC_NAME set on that proxy?)",
+                    t.name, t.control
+                )
+            })?
+        }
+    };
+    let tls = tls.map(|(tls, _)| tls.as_ref());
     let mut client = TapClient::new(channel);
     loop {
         let window_end = tokio::time::Instant::now() + WINDOW;
         let mut stream = client
             .observe(req.clone())
             .await
-            .map_err(|s| status_error(t, s))?
+            .map_err(|s| status_error(t, tls, s))?
             .into_inner();
-        while let Some(e) = stream.message().await.map_err(|s| status_error(t, s))? {
+        while let Some(e) = stream
+            .message()
+            .await
+            .map_err(|s| status_error(t, tls, s))?
+        {
             if let Some(e) = Tapped::from_proto(e) {
                 if tx.send(Report::Event(index, Box::new(e))).await.is_err() {
                     return Ok(());
@@ -208,14 +231,24 @@ async fn tap_one(
     }
 }
 
-fn status_error(t: &ProxyTarget, s: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!(
-        "tap of {} at {}: {} ({:?})",
-        t.name,
-        t.control,
-        s.message(),
-        s.code()
-    )
+/// Explains a gRPC error of proxy `t`'s tap; `tls` is how it was reached.
+fn status_error(t: &ProxyTarget, tls: Option<&TapTls>, s: tonic::Status) -> anyhow::Error {
+    match (s.code(), tls) {
+        (tonic::Code::Unauthenticated, Some(tls)) => tls.unauthenticated(t, s.message()),
+        (tonic::Code::Unauthenticated, None) => anyhow::anyhow!(
+            "tap of {} at {}: {} (Unauthenticated): the proxy accepts plaintext taps from loopback only; from elsewhere use --tls-dir with a certificate of its tap identity (`wisp identity issue`)",
+            t.name,
+            t.control,
+            s.message()
+        ),
+        _ => anyhow::anyhow!(
+            "tap of {} at {}: {} ({:?})",
+            t.name,
+            t.control,
+            s.message(),
+            s.code()
+        ),
+    }
 }
 
 #[cfg(test)]

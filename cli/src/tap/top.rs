@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 
 use crate::tap::event::{Kind, StreamId, Tapped};
 use crate::tap::observe::{observe_request, spawn_taps, FilterArgs, Report};
+use crate::tap::tls::{TapTls, TapTlsArgs};
 use crate::target::TargetArgs;
 
 /// How often the table is redrawn.
@@ -35,6 +36,8 @@ pub struct TopArgs {
     pub targets: TargetArgs,
     #[command(flatten)]
     pub filter: FilterArgs,
+    #[command(flatten)]
+    pub tls: TapTlsArgs,
     /// Leave out the Source column (aggregate over clients).
     #[arg(long)]
     pub hide_sources: bool,
@@ -302,6 +305,7 @@ fn quits(k: &KeyEvent) -> bool {
 pub fn run_top(args: TopArgs) -> anyhow::Result<()> {
     let proxies = super::resolve(&args.target, &args.targets)?;
     let req = observe_request(&args.filter, &args.targets, false)?;
+    let tls = TapTls::load(&args.tls)?;
     let interactive = std::io::stdout().is_terminal();
     let rt = super::runtime()?;
     let title = format!("wisp top {}  (press q to quit)", args.target);
@@ -309,7 +313,7 @@ pub fn run_top(args: TopArgs) -> anyhow::Result<()> {
     let result = rt.block_on(async {
         let mut signals = wisp_common::signal::ShutdownSignals::new()?;
         let (tx, mut rx) = mpsc::channel(1024);
-        let _taps = spawn_taps(&proxies, req, tx);
+        let _taps = spawn_taps(&proxies, req, tls.as_ref(), tx)?;
         let stop = Arc::new(AtomicBool::new(false));
         let _stop_keys = StopOnDrop(stop.clone());
         let (screen, mut keys) = if interactive {
