@@ -231,7 +231,13 @@ async fn stat_proxy_config_and_tap_through_port_forward() {
         "-o",
         "json",
     ])));
-    // (Rows of a namespace are its workloads, by the pods' `app` label.)
+    // (A namespace is one row, as in linkerd viz stat ns/NAME.)
+    assert_eq!(stat["workloads"][0]["name"], format!("ns/{NS}"), "{stat}");
+    assert_eq!(stat["workloads"][0]["meshed"], 1, "{stat}");
+    // A kind alone: a row per workload of the namespace, by `app` label.
+    let stat = ok_json(&run(
+        cluster.wisp(&["stat", "deploy", "--window", "0", "-o", "json"])
+    ));
     assert_eq!(stat["workloads"][0]["name"], "deploy/web", "{stat}");
     assert_eq!(stat["workloads"][0]["meshed"], 1, "{stat}");
     ok_json(&run(cluster.wisp(&["edges", "--window", "0", "-o", "json"])));

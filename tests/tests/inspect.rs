@@ -314,6 +314,23 @@ async fn window_zero_counts_since_start_and_errors_name_the_target() {
         let rate: f64 = cell.strip_suffix("B/s").unwrap().parse().unwrap();
         assert!(rate > 0.0, "{wide}");
     }
+    // Rows as linkerd viz stat makes them: `po` a row per pod, `ns/NAME`
+    // one row for the namespace.
+    for (spec, name) in [("po", "pod/web-0"), ("ns/default", "ns/default")] {
+        let stat = json_of(wisp(
+            &[
+                "stat".into(),
+                spec.into(),
+                "--source".into(),
+                source.clone(),
+            ],
+            "0",
+        ));
+        let rows = stat["workloads"].as_array().unwrap();
+        assert_eq!(rows.len(), 1, "{stat}");
+        assert_eq!(rows[0]["name"], name, "{stat}");
+        assert_eq!(num(&rows[0], "requests"), 5.0, "{stat}");
+    }
     let out = Command::new(bin("wisp"))
         .args(["stat", "pod/nope", "--source", &source])
         .output()

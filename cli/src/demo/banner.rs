@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::profile::{self, ROUTES};
 use super::topology::{
     version_of, Workload, ADMIN_PORT, APP_PORT, INBOUND_PORT, OUTBOUND_PORT, SERVICE, SERVICES,
-    SERVICE_HOST, SERVICE_V2,
+    SERVICE_HOST,
 };
 use super::warmup;
 
@@ -239,9 +239,9 @@ impl Banner<'_> {
             self.manifests.display()
         );
         for cmd in [
-            format!("stat deploy/{SERVICE} deploy/{SERVICE_V2} -o wide"),
+            "stat deploy -o wide".to_string(),
             format!("routes deploy/{client} --to svc/{SERVICE} -o wide"),
-            "edges -o wide".to_string(),
+            "edges deploy -o wide".to_string(),
             format!("tap deploy/{SERVICE} --max-events 20"),
             format!("top deploy/{client}"),
             format!("proxy-config pod/{client}"),

@@ -17,13 +17,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::{collect, workload_name, Output, ProxyMetrics, Series, WindowArgs};
-use crate::target::{TargetArgs, Targets};
+use crate::target::{Kind, ProxyTarget, TargetArgs, TargetSpec};
 
 /// `wisp edges` arguments.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Proxies to read (`deploy/NAME`, `pod/NAME`, `ns/NAME`, `HOST:PORT`);
-    /// default: every meshed pod of the namespace.
+    /// Proxies to read (`deploy/NAME`, `pod/NAME`, `ns/NAME`, `HOST:PORT`,
+    /// or a kind alone: `deploy`, `po` — as `linkerd viz edges deploy`);
+    /// default: every meshed pod of the namespace. With `po` or `pod/NAME`
+    /// targets both ends are named by pod, else by workload.
     targets: Vec<String>,
     #[command(flatten)]
     target: TargetArgs,
@@ -64,18 +66,25 @@ pub struct Report {
 
 /// Runs `wisp edges`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let targets = if args.targets.is_empty() {
-        let all = args.target.targets()?.all(Some(&args.target.namespace))?;
-        if all.is_empty() {
-            anyhow::bail!("no meshed pod in namespace {}", args.target.namespace);
-        }
-        all
+    let specs = if args.targets.is_empty() {
+        vec!["deploy".to_string()]
     } else {
-        args.target.resolve_all(&args.targets)?
+        args.targets.clone()
     };
+    let level = if specs.iter().any(|s| {
+        matches!(
+            TargetSpec::parse(s),
+            Ok(TargetSpec::Pod(_) | TargetSpec::Every(Kind::Pod))
+        )
+    }) {
+        Level::Pod
+    } else {
+        Level::Workload
+    };
+    let targets = args.target.resolve_all(&specs)?;
     let metrics = collect(targets, args.window.window)?;
     let report = Report {
-        edges: edges(&metrics),
+        edges: edges(&metrics, level),
     };
     match args.output {
         Output::Json => super::print_json(&report),
@@ -131,12 +140,34 @@ fn dst_name(s: &Series) -> String {
     String::new()
 }
 
-/// The edge's destination: [`dst_name`], except that a `dst_pod` this
-/// command scraped (same pod name and namespace) is named as its workload
-/// (`deploy/APP`), as `wisp stat` names it, when the series has no
-/// `dst_deployment` (pods without an owning Deployment, e.g. universal mode).
-fn dst_of(s: &Series, metrics: &[ProxyMetrics]) -> String {
+/// How `wisp edges` names the ends of an edge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    /// By workload: `deploy/APP` (`linkerd viz edges deploy`).
+    Workload,
+    /// By pod: `pod/NAME` (`linkerd viz edges po`).
+    Pod,
+}
+
+/// A scraped proxy's name at `level` (an address target keeps its address).
+fn end_name(level: Level, t: &ProxyTarget) -> String {
+    match level {
+        Level::Workload => workload_name(t),
+        Level::Pod if t.labels.is_empty() => t.name.clone(),
+        Level::Pod => format!("pod/{}", t.name),
+    }
+}
+
+/// The edge's destination: [`dst_name`], except that by pod a `dst_pod`
+/// label names it, and by workload a `dst_pod` this command scraped (same
+/// pod name and namespace) is named as its workload (`deploy/APP`), as
+/// `wisp stat` names it, when the series has no `dst_deployment` (pods
+/// without an owning Deployment, e.g. universal mode).
+fn dst_of(s: &Series, metrics: &[ProxyMetrics], level: Level) -> String {
     let (pod, ns) = (s.label("dst_pod"), s.label("dst_namespace"));
+    if level == Level::Pod && !pod.is_empty() {
+        return format!("pod/{pod}");
+    }
     if s.label("dst_deployment").is_empty() && !pod.is_empty() {
         let scraped = metrics.iter().find(|m| {
             !m.target.labels.is_empty()
@@ -158,8 +189,8 @@ struct Outbound {
     target_ips: BTreeSet<String>,
 }
 
-/// Every edge seen by the proxies of `metrics`.
-pub fn edges(metrics: &[ProxyMetrics]) -> Vec<Edge> {
+/// Every edge seen by the proxies of `metrics`, its ends named at `level`.
+pub fn edges(metrics: &[ProxyMetrics], level: Level) -> Vec<Edge> {
     // (src proxy index, dst, dst_ns) -> what the client saw.
     let mut outbound: BTreeMap<(usize, String, String), Outbound> = BTreeMap::new();
     // (server proxy index, client_id) of mTLS inbound traffic.
@@ -167,7 +198,7 @@ pub fn edges(metrics: &[ProxyMetrics]) -> Vec<Edge> {
     for (i, m) in metrics.iter().enumerate() {
         for s in &m.series {
             if is_edge_series(s, "outbound") {
-                let dst = dst_of(s, metrics);
+                let dst = dst_of(s, metrics, level);
                 if dst.is_empty() {
                     continue;
                 }
@@ -207,7 +238,7 @@ pub fn edges(metrics: &[ProxyMetrics]) -> Vec<Edge> {
             .filter(|(j, m)| {
                 *j != i
                     && (o.target_ips.contains(&m.target.ip().to_string())
-                        || (workload_name(&m.target) == dst
+                        || (end_name(level, &m.target) == dst
                             && (dst_ns.is_empty() || dst_ns == m.target.namespace)))
             })
             .map(|(j, _)| j)
@@ -228,7 +259,7 @@ pub fn edges(metrics: &[ProxyMetrics]) -> Vec<Edge> {
         }
         let client_id = client_ids.into_iter().collect::<Vec<_>>().join(",");
         out.push(Edge {
-            src: workload_name(src),
+            src: end_name(level, src),
             dst,
             src_namespace: src.namespace.clone(),
             dst_namespace: dst_ns,
@@ -250,7 +281,7 @@ pub fn edges(metrics: &[ProxyMetrics]) -> Vec<Edge> {
         let server = &metrics[j].target;
         out.push(Edge {
             src: sa.to_string(),
-            dst: workload_name(server),
+            dst: end_name(level, server),
             src_namespace: ns.to_string(),
             dst_namespace: server.namespace.clone(),
             client_id: id.clone(),
@@ -397,7 +428,7 @@ mod tests {
                 ],
             },
         ];
-        let edges = edges(&metrics);
+        let edges = edges(&metrics, Level::Workload);
         assert_eq!(
             edges,
             [
@@ -459,9 +490,25 @@ mod tests {
                 series: vec![],
             },
         ];
-        let dsts: Vec<String> = edges(&metrics).into_iter().map(|e| e.dst).collect();
+        let dsts: Vec<String> = edges(&metrics, Level::Workload)
+            .into_iter()
+            .map(|e| e.dst)
+            .collect();
         // web-1 was scraped: its workload; web-2 was not: the pod; a
         // dst_deployment label wins.
         assert_eq!(dsts, ["deploy/web", "deploy/web-deploy", "pod/web-2"]);
+        // By pod (`edges po`): both ends are pods.
+        let by_pod: Vec<(String, String)> = edges(&metrics, Level::Pod)
+            .into_iter()
+            .map(|e| (e.src, e.dst))
+            .collect();
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(
+            by_pod,
+            [
+                pair("pod/client", "pod/web-1"),
+                pair("pod/client", "pod/web-2")
+            ]
+        );
     }
 }

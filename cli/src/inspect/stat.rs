@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{collect, Figures, Golden, Output, ProxyMetrics, WindowArgs};
-use crate::target::{ProxyTarget, TargetArgs, TargetSpec};
+use crate::target::{Kind, ProxyTarget, TargetArgs, TargetSpec};
 
 /// `wisp stat` arguments.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Targets: `deploy/NAME`, `pod/NAME`, `ns/NAME` or a proxy admin
+    /// Targets: `deploy/NAME`, `pod/NAME`, `ns/NAME`, a kind alone
+    /// (`deploy`, `po`, `ns`: a row per resource) or a proxy admin
     /// `HOST:PORT`.
     #[arg(required = true)]
     targets: Vec<String>,
@@ -82,33 +83,7 @@ pub struct Report {
 /// Runs `wisp stat`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let groups = args.target.resolve_each(&args.targets)?;
-    let mut rows: Vec<(String, String, Vec<ProxyTarget>)> = Vec::new();
-    for (spec, targets) in groups {
-        match TargetSpec::parse(&spec)? {
-            TargetSpec::Namespace(_) => {
-                for t in targets {
-                    let name = super::workload_name(&t);
-                    match rows.iter_mut().find(|r| r.0 == name && r.1 == t.namespace) {
-                        Some(row) => row.2.push(t),
-                        None => rows.push((name, t.namespace.clone(), vec![t])),
-                    }
-                }
-            }
-            TargetSpec::Pod(name) => rows.push((
-                format!("pod/{name}"),
-                args.target.namespace.clone(),
-                targets,
-            )),
-            TargetSpec::Deployment(name) => rows.push((
-                format!("deploy/{name}"),
-                args.target.namespace.clone(),
-                targets,
-            )),
-            TargetSpec::Address(_) => {
-                rows.push((spec.clone(), args.target.namespace.clone(), targets))
-            }
-        }
-    }
+    let rows = rows(groups, &args.target.namespace)?;
     let all: Vec<ProxyTarget> = rows.iter().flat_map(|r| r.2.iter().cloned()).collect();
     let metrics = collect(all, args.window.window)?;
     let report = report(&rows, &metrics);
@@ -123,6 +98,50 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// A row to measure: its name, namespace and proxies.
+pub type Row = (String, String, Vec<ProxyTarget>);
+
+/// The rows of `wisp stat`, as `linkerd viz stat` makes them: one per named
+/// target (`pod/NAME`, `deploy/NAME`, `ns/NAME` — a namespace is one row —
+/// or the address given); a kind alone makes one row per resource of that
+/// kind among its proxies: `deploy` by workload (`deploy/APP` from the
+/// pods' `app` label, else `pod/NAME`), `po` per pod, `ns` per namespace.
+/// `namespace` is `-n`.
+pub fn rows(groups: Vec<(String, Vec<ProxyTarget>)>, namespace: &str) -> anyhow::Result<Vec<Row>> {
+    let mut rows: Vec<Row> = Vec::new();
+    let mut add = |name: String, ns: &str, t: ProxyTarget| match rows
+        .iter_mut()
+        .find(|r| r.0 == name && r.1 == ns)
+    {
+        Some(row) => row.2.push(t),
+        None => rows.push((name, ns.to_string(), vec![t])),
+    };
+    for (spec, targets) in groups {
+        let named = match TargetSpec::parse(&spec)? {
+            TargetSpec::Every(kind) => {
+                for t in targets {
+                    let name = match kind {
+                        Kind::Deployment => super::workload_name(&t),
+                        Kind::Pod => format!("pod/{}", t.name),
+                        Kind::Namespace => format!("ns/{}", t.namespace),
+                    };
+                    let ns = t.namespace.clone();
+                    add(name, &ns, t);
+                }
+                continue;
+            }
+            TargetSpec::Namespace(ns) => (format!("ns/{ns}"), ns),
+            TargetSpec::Pod(name) => (format!("pod/{name}"), namespace.to_string()),
+            TargetSpec::Deployment(name) => (format!("deploy/{name}"), namespace.to_string()),
+            TargetSpec::Address(_) => (spec.clone(), namespace.to_string()),
+        };
+        for t in targets {
+            add(named.0.clone(), &named.1, t);
+        }
+    }
+    Ok(rows)
 }
 
 /// TCP figures of a row: open connections (a gauge) and byte rates.
@@ -158,7 +177,7 @@ fn is_tcp(name: &str) -> bool {
 }
 
 /// Builds the report from rows of `(name, namespace, proxies)`.
-pub fn report(rows: &[(String, String, Vec<ProxyTarget>)], metrics: &[ProxyMetrics]) -> Report {
+pub fn report(rows: &[Row], metrics: &[ProxyMetrics]) -> Report {
     let mut workloads = Vec::new();
     let mut authorities = Vec::new();
     let mut window: f64 = 0.0;
@@ -304,4 +323,58 @@ fn print(report: &Report, wide: bool) {
         })
         .collect();
     print_table(&header(&["FROM", "AUTHORITY"]), &rows);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::address_target;
+
+    fn pod(name: &str, ns: &str, app: &str) -> ProxyTarget {
+        let mut t = address_target(name, "127.0.0.1:4191".parse().expect("addr"), ns);
+        t.labels.insert("app".into(), app.into());
+        t
+    }
+
+    fn names(rows: &[Row]) -> Vec<(String, String, usize)> {
+        rows.iter()
+            .map(|(name, ns, t)| (name.clone(), ns.clone(), t.len()))
+            .collect()
+    }
+
+    #[test]
+    fn rows_as_linkerd_viz_stat_makes_them() {
+        let pods = || {
+            vec![
+                pod("web-1", "default", "web"),
+                pod("web-2", "default", "web"),
+                pod("api-1", "prod", "api"),
+            ]
+        };
+        let row = |n: &str, ns: &str, k: usize| (n.to_string(), ns.to_string(), k);
+        let of = |spec: &str| rows(vec![(spec.to_string(), pods())], "default").expect(spec);
+        // A kind alone: a row per resource of that kind.
+        assert_eq!(
+            names(&of("deploy")),
+            [
+                row("deploy/web", "default", 2),
+                row("deploy/api", "prod", 1)
+            ]
+        );
+        assert_eq!(
+            names(&of("po")),
+            [
+                row("pod/web-1", "default", 1),
+                row("pod/web-2", "default", 1),
+                row("pod/api-1", "prod", 1)
+            ]
+        );
+        assert_eq!(
+            names(&of("ns")),
+            [row("ns/default", "default", 2), row("ns/prod", "prod", 1)]
+        );
+        // A named target: one row, a namespace included.
+        assert_eq!(names(&of("ns/default")), [row("ns/default", "default", 3)]);
+        assert_eq!(names(&of("deploy/web")), [row("deploy/web", "default", 3)]);
+    }
 }

@@ -78,6 +78,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             target,
             targets: crate::target::TargetArgs {
                 namespace: ns.clone(),
+                all_namespaces: false,
                 source: args.source.clone(),
             },
             duration: args.tap_duration,

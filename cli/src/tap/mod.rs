@@ -25,7 +25,7 @@ pub use top::{run_top, TopArgs};
 
 use crate::tap::event::{render_json, render_line, render_wide};
 use crate::tap::observe::{observe_request, spawn_taps, FilterArgs, Report};
-use crate::target::{ProxyTarget, TargetArgs, TargetSpec};
+use crate::target::{Kind, ProxyTarget, TargetArgs, TargetSpec};
 
 /// How `wisp tap` prints events.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,7 +75,7 @@ pub(crate) fn resolve(spec: &str, targets: &TargetArgs) -> anyhow::Result<Vec<Pr
 /// The label naming a resource of the target's kind (for `-o wide`).
 fn resource_label(spec: &str) -> &'static str {
     match TargetSpec::parse(spec) {
-        Ok(TargetSpec::Deployment(_)) => "deployment",
+        Ok(TargetSpec::Deployment(_) | TargetSpec::Every(Kind::Deployment)) => "deployment",
         _ => "pod",
     }
 }

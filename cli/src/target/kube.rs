@@ -197,7 +197,11 @@ impl KubeTargets {
                     format!("deployment {namespace}/{name} (selector {selector})"),
                 )
             }
-            TargetSpec::Namespace(ns) => {
+            TargetSpec::Namespace(_) | TargetSpec::Every(_) => {
+                let ns = match &parsed {
+                    TargetSpec::Namespace(ns) => ns,
+                    _ => &namespace,
+                };
                 let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
                 let list = api.list(&ListParams::default()).await.map_err(|e| {
                     self.api_error(&target, format!("list pods of namespace {ns}"), e)
@@ -297,7 +301,12 @@ impl KubeTargets {
 
 impl Targets for KubeTargets {
     fn resolve(&self, spec: &str, namespace: &str) -> anyhow::Result<Vec<ProxyTarget>> {
-        let parsed = TargetSpec::parse(spec)?;
+        let parsed = match TargetSpec::parse(spec)? {
+            // A kind alone: the pods of the namespace (`-A` is
+            // `TargetArgs`'s business: it calls `all`).
+            TargetSpec::Every(_) => TargetSpec::Namespace(namespace.to_string()),
+            parsed => parsed,
+        };
         let this = self.clone();
         let (spec, namespace) = (spec.to_string(), namespace.to_string());
         Ok(forward::run(this.resolve_async(spec, parsed, namespace))??)

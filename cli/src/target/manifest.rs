@@ -75,7 +75,12 @@ impl ManifestTargets {
 
 impl Targets for ManifestTargets {
     fn resolve(&self, spec: &str, namespace: &str) -> anyhow::Result<Vec<ProxyTarget>> {
-        let parsed = TargetSpec::parse(spec)?;
+        let parsed = match TargetSpec::parse(spec)? {
+            // A kind alone: the pods of the namespace (`-A` is
+            // `TargetArgs`'s business: it calls `all`).
+            TargetSpec::Every(_) => TargetSpec::Namespace(namespace.to_string()),
+            parsed => parsed,
+        };
         let pods = match parsed {
             TargetSpec::Address(addr) => return Ok(vec![address_target(spec, addr, namespace)]),
             _ => self.pods()?,
@@ -103,7 +108,7 @@ impl Targets for ManifestTargets {
                 pods.iter().filter(|p| &p.namespace == ns).collect(),
                 format!("no pod in namespace {ns}"),
             ),
-            TargetSpec::Address(_) => (Vec::new(), String::new()),
+            TargetSpec::Address(_) | TargetSpec::Every(_) => (Vec::new(), String::new()),
         };
         if selected.is_empty() {
             bail!("target {spec}: {what} in {}", self.describe());

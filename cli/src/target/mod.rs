@@ -8,6 +8,7 @@
 //! | `pod/NAME`, `po/NAME` | the meshed pod `NAME` in the namespace |
 //! | `deploy/NAME`, `deployment/NAME` | universal mode: every meshed pod whose `app` label (or, failing that, `linkerd.io/proxy-deployment` label) is `NAME`; Kubernetes: every running meshed pod the Deployment's `spec.selector` selects |
 //! | `ns/NAME`, `namespace/NAME` | every meshed pod of namespace `NAME` |
+//! | `deploy`, `po`, `ns` (a kind alone, as `linkerd viz stat deploy`) | every meshed pod of the namespace (`-A`: of every namespace; `ns`: always every namespace), grouped by that kind where the command groups |
 //! | `HOST:PORT` | the proxy whose admin server listens there; its control (tap) port is the same host, port 4190 |
 //!
 //! Where pods come from is the *source* (`--source`, else `$WISP_SOURCE`,
@@ -123,6 +124,29 @@ pub trait Targets {
     fn all(&self, namespace: Option<&str>) -> anyhow::Result<Vec<ProxyTarget>>;
 }
 
+/// A kind of resource a target names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `pod`, `pods`, `po`.
+    Pod,
+    /// `deploy`, `deployment`, `deployments`.
+    Deployment,
+    /// `ns`, `namespace`, `namespaces`.
+    Namespace,
+}
+
+impl Kind {
+    /// The kind an alias names, as kubectl and linkerd spell them.
+    pub fn parse(alias: &str) -> Option<Kind> {
+        match alias {
+            "pod" | "pods" | "po" => Some(Kind::Pod),
+            "deploy" | "deployment" | "deployments" => Some(Kind::Deployment),
+            "ns" | "namespace" | "namespaces" => Some(Kind::Namespace),
+            _ => None,
+        }
+    }
+}
+
 /// A parsed target.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TargetSpec {
@@ -134,6 +158,10 @@ pub enum TargetSpec {
     Namespace(String),
     /// `HOST:PORT`: a proxy's admin address.
     Address(SocketAddr),
+    /// A kind alone (`deploy`, `po`, `ns`): every meshed pod of the
+    /// namespace (of every namespace for `ns` or with `-A`), one row per
+    /// resource of that kind where the command makes rows.
+    Every(Kind),
 }
 
 impl TargetSpec {
@@ -144,14 +172,17 @@ impl TargetSpec {
                 bail!("invalid target {spec:?}: expected KIND/NAME");
             }
             let name = name.to_string();
-            return Ok(match kind {
-                "pod" | "pods" | "po" => TargetSpec::Pod(name),
-                "deploy" | "deployment" | "deployments" => TargetSpec::Deployment(name),
-                "ns" | "namespace" | "namespaces" => TargetSpec::Namespace(name),
-                other => bail!(
-                    "invalid target {spec:?}: unknown kind {other:?} (expected pod, deploy, ns, or HOST:PORT)"
+            return Ok(match Kind::parse(kind) {
+                Some(Kind::Pod) => TargetSpec::Pod(name),
+                Some(Kind::Deployment) => TargetSpec::Deployment(name),
+                Some(Kind::Namespace) => TargetSpec::Namespace(name),
+                None => bail!(
+                    "invalid target {spec:?}: unknown kind {kind:?} (expected pod, deploy, ns, or HOST:PORT)"
                 ),
             });
+        }
+        if let Some(kind) = Kind::parse(spec) {
+            return Ok(TargetSpec::Every(kind));
         }
         if let Ok(addr) = spec.parse::<SocketAddr>() {
             return Ok(TargetSpec::Address(addr));
@@ -164,7 +195,9 @@ impl TargetSpec {
                 .ok_or_else(|| anyhow!("invalid target {spec:?}: no address"))?;
             return Ok(TargetSpec::Address(addr));
         }
-        bail!("invalid target {spec:?}: expected pod/NAME, deploy/NAME, ns/NAME or HOST:PORT")
+        bail!(
+            "invalid target {spec:?}: expected pod/NAME, deploy/NAME, ns/NAME, a kind (deploy, po, ns) or HOST:PORT"
+        )
     }
 }
 
@@ -255,6 +288,9 @@ pub struct TargetArgs {
     /// Namespace of pod and deployment targets.
     #[arg(short = 'n', long, default_value = "default")]
     pub namespace: String,
+    /// With a kind alone (`deploy`, `po`): every namespace instead of `-n`.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
     /// Where pods are read from: `dir:PATH` (the destination's manifest
     /// directory), `kube` (the cluster of the kubeconfig kubectl would use,
     /// else in-cluster) or `kube:KUBECONFIG`. Default: $WISP_SOURCE, else
@@ -305,16 +341,37 @@ impl TargetArgs {
         };
         let mut out = Vec::new();
         for spec in specs {
-            let found = match &resolver {
-                Some(r) => r.resolve(spec, &self.namespace)?,
-                None => match TargetSpec::parse(spec)? {
-                    TargetSpec::Address(addr) => vec![address_target(spec, addr, &self.namespace)],
-                    _ => bail!("target {spec}: needs a source"),
-                },
+            let found = match (&resolver, TargetSpec::parse(spec)?) {
+                (Some(r), TargetSpec::Every(kind)) => self.every(r, spec, kind)?,
+                (Some(r), _) => r.resolve(spec, &self.namespace)?,
+                (None, TargetSpec::Address(addr)) => {
+                    vec![address_target(spec, addr, &self.namespace)]
+                }
+                (None, _) => bail!("target {spec}: needs a source"),
             };
             out.push((spec.clone(), found));
         }
         Ok(out)
+    }
+
+    /// The proxies of a kind alone: every meshed pod of `-n`, or of every
+    /// namespace for `ns` or with `-A`.
+    fn every(&self, r: &SourceTargets, spec: &str, kind: Kind) -> anyhow::Result<Vec<ProxyTarget>> {
+        let namespace = self.namespace_of(kind);
+        let found = r.all(namespace)?;
+        if found.is_empty() {
+            match namespace {
+                Some(ns) => bail!("target {spec}: no meshed pod in namespace {ns}"),
+                None => bail!("target {spec}: no meshed pod in any namespace"),
+            }
+        }
+        Ok(found)
+    }
+
+    /// The namespace a kind alone covers: `-n`, or none (every namespace)
+    /// for `ns` or with `-A`.
+    pub fn namespace_of(&self, kind: Kind) -> Option<&str> {
+        (!self.all_namespaces && kind != Kind::Namespace).then_some(&*self.namespace)
     }
 
     /// Every proxy of `specs`, in order, without duplicates (by admin
@@ -347,6 +404,7 @@ mod tests {
     fn address_target_needs_no_source() {
         let args = TargetArgs {
             namespace: "default".into(),
+            all_namespaces: false,
             source: Some("dir:/nonexistent/wisp".into()),
         };
         let t = args
@@ -373,6 +431,18 @@ mod tests {
             TargetSpec::parse("deployments/web").expect("deploy"),
             TargetSpec::Deployment("web".into())
         );
+        for (alias, kind) in [
+            ("deploy", Kind::Deployment),
+            ("po", Kind::Pod),
+            ("pods", Kind::Pod),
+            ("ns", Kind::Namespace),
+        ] {
+            assert_eq!(
+                TargetSpec::parse(alias).expect(alias),
+                TargetSpec::Every(kind)
+            );
+        }
+        assert!(err("svc").contains("a kind (deploy, po, ns)"));
     }
 
     #[test]
