@@ -175,6 +175,50 @@ fn merge_env(dst: &mut Vec<EnvVar>, src: Vec<EnvVar>) {
     }
 }
 
+const NOT_A_BOOLEAN: &str = "not a boolean";
+const NOT_A_DURATION: &str = "not a duration";
+const NOT_A_QUANTITY: &str = "not a quantity";
+const ENABLED_OR_DISABLED: &str = "valid values are enabled, disabled";
+
+/// `enabled` / `disabled`.
+fn enabled(x: &str) -> Option<bool> {
+    match x {
+        "enabled" => Some(true),
+        "disabled" => Some(false),
+        _ => None,
+    }
+}
+
+/// Reads annotation values, keeping a warning for each one ignored.
+struct Reader<'a> {
+    annotations: &'a BTreeMap<String, String>,
+    warnings: Vec<String>,
+}
+
+impl<'a> Reader<'a> {
+    /// The value of annotation `key` as `parse` reads it; a value it
+    /// refuses is ignored with the warning `why`.
+    fn parsed<T>(
+        &mut self,
+        key: &str,
+        why: &str,
+        parse: impl FnOnce(&'a str) -> Option<T>,
+    ) -> Option<T> {
+        let x = self.annotations.get(key)?.as_str();
+        let parsed = parse(x);
+        if parsed.is_none() {
+            self.warn(key, x, why);
+        }
+        parsed
+    }
+
+    /// Notes that `key=value` was ignored, and why.
+    fn warn(&mut self, key: &str, value: &str, why: &str) {
+        self.warnings
+            .push(format!("ignored {key}={value:?}: {why}"));
+    }
+}
+
 /// Resolves the values for one pod: `config` defaults, then `annotations`
 /// (the pod's own, plus those it inherited or the injector added), then
 /// `proxy-additional-env` merged from `ns_annotations` and
@@ -243,9 +287,9 @@ pub fn resolve(
         close_wait_timeout_secs: pi.close_wait_timeout_secs,
         debug: None,
     };
-    let mut warnings = Vec::new();
-    let mut warn = |key: &str, value: &str, why: &str| {
-        warnings.push(format!("ignored {key}={value:?}: {why}"));
+    let mut r = Reader {
+        annotations,
+        warnings: Vec::new(),
     };
     let get = |key: &str| annotations.get(key).map(String::as_str);
 
@@ -267,30 +311,26 @@ pub fn resolve(
         (ann::ADMIN_PORT, &mut v.admin_port),
         (ann::OUTBOUND_PORT, &mut v.outbound_port),
     ] {
-        if let Some(x) = get(key) {
-            match x.parse::<u16>() {
-                Ok(port) => *slot = port,
-                Err(_) => warn(key, x, "not a port number"),
-            }
+        if let Some(port) = r.parsed(key, "not a port number", |x| x.parse().ok()) {
+            *slot = port;
         }
     }
     if let Some(x) = get(ann::POD_INBOUND_PORTS) {
         v.pod_inbound_ports = x.to_string();
     }
-    if let Some(x) = get(ann::ADMIN_SHUTDOWN) {
-        match x {
-            "enabled" | "disabled" => v.enable_shutdown_endpoint = x == "enabled",
-            _ => warn(ann::ADMIN_SHUTDOWN, x, "valid values are enabled, disabled"),
-        }
+    if let Some(on) = r.parsed(ann::ADMIN_SHUTDOWN, ENABLED_OR_DISABLED, enabled) {
+        v.enable_shutdown_endpoint = on;
     }
     if let Some(x) = get(ann::LOG_LEVEL) {
         v.log_level = x.to_string();
     }
-    if let Some(x) = get(ann::LOG_HTTP_HEADERS) {
-        match x {
-            "off" | "insecure" | "" => v.log_http_headers = x.to_string(),
-            _ => warn(ann::LOG_HTTP_HEADERS, x, "valid values are off, insecure"),
-        }
+    let headers = r.parsed(
+        ann::LOG_HTTP_HEADERS,
+        "valid values are off, insecure",
+        |x| matches!(x, "off" | "insecure" | "").then_some(x),
+    );
+    if let Some(x) = headers {
+        v.log_http_headers = x.to_string();
     }
     if let Some(x) = get(ann::LOG_FORMAT) {
         v.log_format = x.to_string();
@@ -314,11 +354,8 @@ pub fn resolve(
             &mut v.enable_external_profiles,
         ),
     ] {
-        if let Some(x) = get(key) {
-            match parse::go_bool(x) {
-                Some(b) => *slot = b,
-                None => warn(key, x, "not a boolean"),
-            }
+        if let Some(b) = r.parsed(key, NOT_A_BOOLEAN, parse::go_bool) {
+            *slot = b;
         }
     }
     // Connect timeouts are rewritten in whole milliseconds, discovery
@@ -350,19 +387,19 @@ pub fn resolve(
             true,
         ),
     ] {
-        if let Some(x) = get(key) {
-            match parse::go_duration_nanos(x) {
-                Some(n) if millis => *slot = format!("{}ms", n / 1_000_000),
-                Some(n) => *slot = format!("{}s", n / 1_000_000_000),
-                None => warn(key, x, "not a duration"),
-            }
+        match r.parsed(key, NOT_A_DURATION, parse::go_duration_nanos) {
+            Some(n) if millis => *slot = format!("{}ms", n / 1_000_000),
+            Some(n) => *slot = format!("{}s", n / 1_000_000_000),
+            None => {}
         }
     }
-    if let Some(x) = get(ann::WAIT_BEFORE_EXIT_SECONDS) {
-        match x.parse::<u64>() {
-            Ok(n) => v.wait_before_exit_seconds = n,
-            Err(_) => warn(ann::WAIT_BEFORE_EXIT_SECONDS, x, "not an unsigned integer"),
-        }
+    let wait = r.parsed(
+        ann::WAIT_BEFORE_EXIT_SECONDS,
+        "not an unsigned integer",
+        |x| x.parse().ok(),
+    );
+    if let Some(n) = wait {
+        v.wait_before_exit_seconds = n;
     }
     let native = [
         ann::NATIVE_SIDECAR,
@@ -370,40 +407,29 @@ pub fn resolve(
         ann::NATIVE_SIDECAR_ALPHA,
     ]
     .into_iter()
-    .find_map(|k| get(k).map(|x| (k, x)));
-    if let Some((key, x)) = native {
-        match parse::go_bool(x) {
-            Some(b) => v.native_sidecar = b,
-            None => warn(key, x, "not a boolean"),
-        }
+    .find(|k| get(k).is_some());
+    if let Some(b) = native.and_then(|key| r.parsed(key, NOT_A_BOOLEAN, parse::go_bool)) {
+        v.native_sidecar = b;
     }
-    if let Some(x) = get(ann::CPU_REQUEST) {
-        match parse::quantity(x) {
-            Some(q) => {
+    for (key, request) in [(ann::CPU_REQUEST, true), (ann::CPU_LIMIT, false)] {
+        let quantity = r.parsed(key, NOT_A_QUANTITY, |x| parse::quantity(x).map(|q| (x, q)));
+        if let Some((x, q)) = quantity {
+            if request {
                 v.resources.cpu.request = x.to_string();
                 v.cores_min = parse::whole_cores(q);
-            }
-            None => warn(ann::CPU_REQUEST, x, "not a quantity"),
-        }
-    }
-    if let Some(x) = get(ann::CPU_LIMIT) {
-        match parse::quantity(x) {
-            Some(q) => {
+            } else {
                 v.resources.cpu.limit = x.to_string();
                 v.cores_max = parse::whole_cores(q);
             }
-            None => warn(ann::CPU_LIMIT, x, "not a quantity"),
         }
     }
-    if let Some(x) = get(ann::CPU_RATIO_LIMIT) {
-        match x.parse::<f64>() {
-            Ok(r) if r > 0.0 && r < 1.0 => v.cores_max_ratio = Some(r),
-            _ => warn(
-                ann::CPU_RATIO_LIMIT,
-                x,
-                "must be a number between 0.0 and 1.0",
-            ),
-        }
+    let ratio = r.parsed(
+        ann::CPU_RATIO_LIMIT,
+        "must be a number between 0.0 and 1.0",
+        |x| x.parse::<f64>().ok().filter(|r| *r > 0.0 && *r < 1.0),
+    );
+    if ratio.is_some() {
+        v.cores_max_ratio = ratio;
     }
     type Field = fn(&mut ResourcesConfig) -> &mut RequestLimit;
     let quantities: [(&str, Field, bool); 4] = [
@@ -421,25 +447,18 @@ pub fn resolve(
         ),
     ];
     for (key, field, request) in quantities {
-        if let Some(x) = get(key) {
-            if parse::quantity(x).is_some() {
-                let rl = field(&mut v.resources);
-                if request {
-                    rl.request = x.to_string();
-                } else {
-                    rl.limit = x.to_string();
-                }
+        if let Some(x) = r.parsed(key, NOT_A_QUANTITY, |x| parse::quantity(x).map(|_| x)) {
+            let rl = field(&mut v.resources);
+            if request {
+                rl.request = x.to_string();
             } else {
-                warn(key, x, "not a quantity");
+                rl.limit = x.to_string();
             }
         }
     }
     for (key, slot) in [(ann::PROXY_UID, &mut v.uid), (ann::PROXY_GID, &mut v.gid)] {
-        if let Some(x) = get(key) {
-            match x.parse::<i64>() {
-                Ok(n) => *slot = n,
-                Err(_) => warn(key, x, "not an integer"),
-            }
+        if let Some(n) = r.parsed(key, "not an integer", |x| x.parse().ok()) {
+            *slot = n;
         }
     }
     if let Some(x) = get(ann::SKIP_INBOUND_PORTS) {
@@ -451,7 +470,7 @@ pub fn resolve(
     if let Some(x) = get(ann::OPAQUE_PORTS) {
         let (ports, bad) = parse::opaque_ports(x, &named_ports(spec));
         for b in bad {
-            warn(
+            r.warn(
                 ann::OPAQUE_PORTS,
                 &b,
                 "not a port, range or container port name",
@@ -459,18 +478,14 @@ pub fn resolve(
         }
         v.opaque_ports = ports;
     }
-    if let Some(x) = get(ann::PROXY_AWAIT) {
-        match x {
-            "enabled" | "disabled" => v.r#await = x == "enabled",
-            _ => warn(ann::PROXY_AWAIT, x, "valid values are enabled, disabled"),
-        }
+    if let Some(on) = r.parsed(ann::PROXY_AWAIT, ENABLED_OR_DISABLED, enabled) {
+        v.r#await = on;
     }
-    if let Some(x) = get(ann::DEFAULT_INBOUND_POLICY) {
-        if is_inbound_policy(x) {
-            v.default_inbound_policy = x.to_string();
-        } else {
-            warn(ann::DEFAULT_INBOUND_POLICY, x, "unknown policy");
-        }
+    let policy = r.parsed(ann::DEFAULT_INBOUND_POLICY, "unknown policy", |x| {
+        is_inbound_policy(x).then_some(x)
+    });
+    if let Some(x) = policy {
+        v.default_inbound_policy = x.to_string();
     }
     if let Some(x) = get(ann::SKIP_SUBNETS) {
         v.skip_subnets = x.to_string();
@@ -478,35 +493,30 @@ pub fn resolve(
     if let Some(x) = get(ann::ACCESS_LOG) {
         v.access_log = x.to_string();
     }
-    if let Some(x) = get(ann::CLOSE_WAIT_TIMEOUT) {
-        match parse::go_duration_nanos(x) {
-            Some(n) if n >= 0 => v.close_wait_timeout_secs = (n / 1_000_000_000) as u64,
-            _ => warn(ann::CLOSE_WAIT_TIMEOUT, x, "not a duration"),
-        }
+    let close_wait = r.parsed(ann::CLOSE_WAIT_TIMEOUT, NOT_A_DURATION, |x| {
+        parse::go_duration_nanos(x).filter(|n| *n >= 0)
+    });
+    if let Some(n) = close_wait {
+        v.close_wait_timeout_secs = (n / 1_000_000_000) as u64;
     }
-    if let Some(x) = get(ann::ENABLE_DEBUG_SIDECAR).filter(|x| !x.is_empty()) {
-        match parse::go_bool(x) {
-            Some(true) => {
-                let d = &config.debug_container.image;
-                let image = get(ann::DEBUG_IMAGE).unwrap_or(&d.name).to_string();
-                let tag = get(ann::DEBUG_IMAGE_VERSION)
-                    .map(str::to_string)
-                    .unwrap_or_else(|| or_version(&d.version));
-                v.debug = Some((format!("{image}:{tag}"), {
-                    get(ann::DEBUG_IMAGE_PULL_POLICY)
-                        .unwrap_or(&d.pull_policy)
-                        .to_string()
-                }));
-            }
-            Some(false) => {}
-            None => warn(ann::ENABLE_DEBUG_SIDECAR, x, "not a boolean"),
-        }
+    let debug = get(ann::ENABLE_DEBUG_SIDECAR).is_some_and(|x| !x.is_empty())
+        && r.parsed(ann::ENABLE_DEBUG_SIDECAR, NOT_A_BOOLEAN, parse::go_bool) == Some(true);
+    if debug {
+        let d = &config.debug_container.image;
+        let image = get(ann::DEBUG_IMAGE).unwrap_or(&d.name).to_string();
+        let tag = get(ann::DEBUG_IMAGE_VERSION)
+            .map(str::to_string)
+            .unwrap_or_else(|| or_version(&d.version));
+        let pull_policy = get(ann::DEBUG_IMAGE_PULL_POLICY)
+            .unwrap_or(&d.pull_policy)
+            .to_string();
+        v.debug = Some((format!("{image}:{tag}"), pull_policy));
     }
     for source in [ns_annotations, pod_annotations] {
         if let Some(x) = source.get(ann::ADDITIONAL_ENV).filter(|x| !x.is_empty()) {
             match serde_json::from_str::<Vec<EnvVar>>(x) {
                 Ok(env) => merge_env(&mut v.additional_env, env),
-                Err(e) => warn(
+                Err(e) => r.warn(
                     ann::ADDITIONAL_ENV,
                     x,
                     &format!("invalid JSON list of EnvVar: {e}"),
@@ -514,5 +524,5 @@ pub fn resolve(
             }
         }
     }
-    (v, warnings)
+    (v, r.warnings)
 }
