@@ -526,3 +526,65 @@ pub fn resolve(
     }
     (v, r.warnings)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unparsable_values_are_ignored_with_a_warning() {
+        let config = InjectConfig::default();
+        let bad: BTreeMap<String, String> = [
+            (ann::ADMIN_PORT, "http"),
+            (ann::ADMIN_SHUTDOWN, "yes"),
+            (ann::ENABLE_GATEWAY, "maybe"),
+            (ann::OUTBOUND_CONNECT_TIMEOUT, "soon"),
+            (ann::CPU_RATIO_LIMIT, "2"),
+            (ann::MEMORY_LIMIT, "lots"),
+            (ann::PROXY_UID, "root"),
+            (ann::LOG_LEVEL, "debug"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let none = BTreeMap::new();
+        let spec = PodSpec::default();
+        let (defaults, clean) = resolve(&config, "v1", &none, &none, &none, &spec);
+        assert!(clean.is_empty(), "{clean:?}");
+        let (v, warnings) = resolve(&config, "v1", &bad, &none, &none, &spec);
+        // Every unparsable value kept the default; the valid one applied.
+        assert_eq!(v.admin_port, defaults.admin_port);
+        assert_eq!(
+            v.enable_shutdown_endpoint,
+            defaults.enable_shutdown_endpoint
+        );
+        assert_eq!(v.is_gateway, defaults.is_gateway);
+        assert_eq!(
+            v.outbound_connect_timeout,
+            defaults.outbound_connect_timeout
+        );
+        assert_eq!(v.cores_max_ratio, None);
+        assert_eq!(v.resources, defaults.resources);
+        assert_eq!(v.uid, defaults.uid);
+        assert_eq!(v.log_level, "debug");
+        let expected = [
+            format!("ignored {}=\"http\": not a port number", ann::ADMIN_PORT),
+            format!(
+                "ignored {}=\"yes\": {ENABLED_OR_DISABLED}",
+                ann::ADMIN_SHUTDOWN
+            ),
+            format!("ignored {}=\"maybe\": not a boolean", ann::ENABLE_GATEWAY),
+            format!(
+                "ignored {}=\"soon\": not a duration",
+                ann::OUTBOUND_CONNECT_TIMEOUT
+            ),
+            format!(
+                "ignored {}=\"2\": must be a number between 0.0 and 1.0",
+                ann::CPU_RATIO_LIMIT
+            ),
+            format!("ignored {}=\"lots\": not a quantity", ann::MEMORY_LIMIT),
+            format!("ignored {}=\"root\": not an integer", ann::PROXY_UID),
+        ];
+        assert_eq!(warnings, expected);
+    }
+}
