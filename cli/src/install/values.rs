@@ -65,6 +65,19 @@ pub(crate) fn read(path: &Path) -> Result<Value, ValuesError> {
 /// Merges `over` into `base`: mappings key by key, anything else replaced;
 /// a `null` in `over` removes the key.
 pub(crate) fn merge(base: &mut Value, over: Value) {
+    merge_with(base, over, Sequences::Replace);
+}
+
+/// How [`merge_with`] treats a sequence over a sequence.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sequences {
+    /// Replaced whole (values files, as Helm).
+    Replace,
+    /// Element by element, `null` holes left alone (`--set a[1]=x`).
+    ByIndex,
+}
+
+fn merge_with(base: &mut Value, over: Value, sequences: Sequences) {
     match (base, over) {
         (Value::Mapping(base), Value::Mapping(over)) => {
             for (key, value) in over {
@@ -73,13 +86,29 @@ pub(crate) fn merge(base: &mut Value, over: Value) {
                     continue;
                 }
                 match base.get_mut(&key) {
-                    Some(existing) if existing.is_mapping() && value.is_mapping() => {
-                        merge(existing, value)
+                    Some(existing)
+                        if (existing.is_mapping() && value.is_mapping())
+                            || (sequences == Sequences::ByIndex
+                                && existing.is_sequence()
+                                && value.is_sequence()) =>
+                    {
+                        merge_with(existing, value, sequences)
                     }
                     _ => {
                         base.insert(key, value);
                     }
                 }
+            }
+        }
+        (Value::Sequence(base), Value::Sequence(over)) if sequences == Sequences::ByIndex => {
+            for (i, value) in over.into_iter().enumerate() {
+                if value.is_null() {
+                    continue;
+                }
+                if i >= base.len() {
+                    base.resize(i + 1, Value::Null);
+                }
+                merge_with(&mut base[i], value, sequences);
             }
         }
         (base, over) => *base = over,
@@ -223,47 +252,9 @@ pub(crate) fn set(values: &mut Value, arg: &str, as_file: bool) -> Result<(), Va
             map.insert(Value::String(key), over);
             over = Value::Mapping(map);
         }
-        merge_set(values, over);
+        merge_with(values, over, Sequences::ByIndex);
     }
     Ok(())
-}
-
-/// Like [`merge`], but a sequence with `null` holes updates only its set
-/// elements (for `--set a[1]=x`).
-fn merge_set(base: &mut Value, over: Value) {
-    match (base, over) {
-        (Value::Mapping(base), Value::Mapping(over)) => {
-            for (key, value) in over {
-                if value.is_null() {
-                    base.remove(&key);
-                    continue;
-                }
-                match base.get_mut(&key) {
-                    Some(existing)
-                        if (existing.is_mapping() && value.is_mapping())
-                            || (existing.is_sequence() && value.is_sequence()) =>
-                    {
-                        merge_set(existing, value)
-                    }
-                    _ => {
-                        base.insert(key, value);
-                    }
-                }
-            }
-        }
-        (Value::Sequence(base), Value::Sequence(over)) => {
-            for (i, value) in over.into_iter().enumerate() {
-                if value.is_null() {
-                    continue;
-                }
-                if i >= base.len() {
-                    base.resize(i + 1, Value::Null);
-                }
-                merge_set(&mut base[i], value);
-            }
-        }
-        (base, over) => *base = over,
-    }
 }
 
 #[cfg(test)]
