@@ -142,6 +142,13 @@ fn env_value(proxy: &Value, name: &str) -> Option<String> {
         .and_then(|(_, v)| v["value"].as_str().map(str::to_string))
 }
 
+/// Asserts that the proxy's env has each `(name, value)`.
+fn assert_env(proxy: &Value, want: &[(&str, &str)]) {
+    for (name, value) in want {
+        assert_eq!(env_value(proxy, name).as_deref(), Some(*value), "{name}");
+    }
+}
+
 fn check_proxy(proxy: &Value, ports: &str) {
     let got = env_of(proxy);
     let want = expected_env(ports);
@@ -396,19 +403,19 @@ fn every_override_annotation_applies() {
                     json!({"limits": {"cpu": "3"}, "requests": {"cpu": "1500m"}})
                 );
                 assert_eq!(i["resources"], p["resources"]);
-                assert_eq!(env_value(p, "LINKERD2_PROXY_CORES").unwrap(), "2");
-                assert_eq!(env_value(p, "LINKERD2_PROXY_CORES_MIN").unwrap(), "2");
-                assert_eq!(env_value(p, "LINKERD2_PROXY_CORES_MAX").unwrap(), "3");
+                assert_env(
+                    p,
+                    &[
+                        ("LINKERD2_PROXY_CORES", "2"),
+                        ("LINKERD2_PROXY_CORES_MIN", "2"),
+                        ("LINKERD2_PROXY_CORES_MAX", "3"),
+                    ],
+                );
             },
         ),
         (
             &[("config.linkerd.io/proxy-cpu-ratio-limit", "0.5")],
-            |p, _, _| {
-                assert_eq!(
-                    env_value(p, "LINKERD2_PROXY_CORES_MAX_RATIO").unwrap(),
-                    "0.5"
-                )
-            },
+            |p, _, _| assert_env(p, &[("LINKERD2_PROXY_CORES_MAX_RATIO", "0.5")]),
         ),
         (
             &[
@@ -449,21 +456,19 @@ fn every_override_annotation_applies() {
                 ("config.linkerd.io/proxy-log-format", "json"),
             ],
             |p, _, _| {
-                assert_eq!(
-                    env_value(p, "LINKERD2_PROXY_LOG").unwrap(),
-                    "debug,[{headers}]=off,[{request}]=off"
+                assert_env(
+                    p,
+                    &[(
+                        "LINKERD2_PROXY_LOG",
+                        "debug,[{headers}]=off,[{request}]=off",
+                    )],
                 );
-                assert_eq!(env_value(p, "LINKERD2_PROXY_LOG_FORMAT").unwrap(), "json");
+                assert_env(p, &[("LINKERD2_PROXY_LOG_FORMAT", "json")]);
             },
         ),
         (
             &[("config.linkerd.io/proxy-log-http-headers", "insecure")],
-            |p, _, _| {
-                assert_eq!(
-                    env_value(p, "LINKERD2_PROXY_LOG").unwrap(),
-                    "warn,linkerd=info"
-                )
-            },
+            |p, _, _| assert_env(p, &[("LINKERD2_PROXY_LOG", "warn,linkerd=info")]),
         ),
         (
             &[
@@ -492,10 +497,12 @@ fn every_override_annotation_applies() {
         (
             &[("config.linkerd.io/opaque-ports", "mysql,8000-8002")],
             |p, _, _| {
-                assert_eq!(
-                    env_value(p, "LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION")
-                        .unwrap(),
-                    "3306,8000-8002"
+                assert_env(
+                    p,
+                    &[(
+                        "LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION",
+                        "3306,8000-8002",
+                    )],
                 )
             },
         ),
@@ -507,21 +514,14 @@ fn every_override_annotation_applies() {
                 ("config.linkerd.io/control-port", "5190"),
             ],
             |p, i, _| {
-                assert_eq!(
-                    env_value(p, "LINKERD2_PROXY_INBOUND_LISTEN_ADDR").unwrap(),
-                    "0.0.0.0:5143"
-                );
-                assert_eq!(
-                    env_value(p, "LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR").unwrap(),
-                    "127.0.0.1:5140"
-                );
-                assert_eq!(
-                    env_value(p, "LINKERD2_PROXY_ADMIN_LISTEN_ADDR").unwrap(),
-                    "0.0.0.0:5191"
-                );
-                assert_eq!(
-                    env_value(p, "LINKERD2_PROXY_CONTROL_LISTEN_ADDR").unwrap(),
-                    "0.0.0.0:5190"
+                assert_env(
+                    p,
+                    &[
+                        ("LINKERD2_PROXY_INBOUND_LISTEN_ADDR", "0.0.0.0:5143"),
+                        ("LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR", "127.0.0.1:5140"),
+                        ("LINKERD2_PROXY_ADMIN_LISTEN_ADDR", "0.0.0.0:5191"),
+                        ("LINKERD2_PROXY_CONTROL_LISTEN_ADDR", "0.0.0.0:5190"),
+                    ],
                 );
                 assert_eq!(
                     p["ports"],
@@ -547,7 +547,7 @@ fn every_override_annotation_applies() {
         ),
         (
             &[("config.linkerd.io/pod-inbound-ports", "1,2")],
-            |p, _, _| assert_eq!(env_value(p, "LINKERD2_PROXY_INBOUND_PORTS").unwrap(), "1,2"),
+            |p, _, _| assert_env(p, &[("LINKERD2_PROXY_INBOUND_PORTS", "1,2")]),
         ),
         (
             &[
@@ -563,21 +563,14 @@ fn every_override_annotation_applies() {
                 ),
             ],
             |p, _, _| {
-                assert_eq!(
-                    env_value(p, "LINKERD2_PROXY_OUTBOUND_CONNECT_TIMEOUT").unwrap(),
-                    "90000ms"
-                );
-                assert_eq!(
-                    env_value(p, "LINKERD2_PROXY_INBOUND_CONNECT_TIMEOUT").unwrap(),
-                    "2000ms"
-                );
-                assert_eq!(
-                    env_value(p, "LINKERD2_PROXY_OUTBOUND_DISCOVERY_IDLE_TIMEOUT").unwrap(),
-                    "120s"
-                );
-                assert_eq!(
-                    env_value(p, "LINKERD2_PROXY_INBOUND_DISCOVERY_IDLE_TIMEOUT").unwrap(),
-                    "1s"
+                assert_env(
+                    p,
+                    &[
+                        ("LINKERD2_PROXY_OUTBOUND_CONNECT_TIMEOUT", "90000ms"),
+                        ("LINKERD2_PROXY_INBOUND_CONNECT_TIMEOUT", "2000ms"),
+                        ("LINKERD2_PROXY_OUTBOUND_DISCOVERY_IDLE_TIMEOUT", "120s"),
+                        ("LINKERD2_PROXY_INBOUND_DISCOVERY_IDLE_TIMEOUT", "1s"),
+                    ],
                 );
             },
         ),
@@ -593,31 +586,28 @@ fn every_override_annotation_applies() {
                 ),
             ],
             |p, _, _| {
-                assert_eq!(
-                    env_value(p, "LINKERD2_PROXY_OUTBOUND_DETECT_TIMEOUT").unwrap(),
-                    "365d"
-                );
-                assert_eq!(
-                    env_value(p, "LINKERD2_PROXY_INBOUND_DETECT_TIMEOUT").unwrap(),
-                    "365d"
+                assert_env(
+                    p,
+                    &[
+                        ("LINKERD2_PROXY_OUTBOUND_DETECT_TIMEOUT", "365d"),
+                        ("LINKERD2_PROXY_INBOUND_DETECT_TIMEOUT", "365d"),
+                    ],
                 );
             },
         ),
         (
             &[("config.linkerd.io/default-inbound-policy", "deny")],
-            |p, _, _| {
-                assert_eq!(
-                    env_value(p, "LINKERD2_PROXY_INBOUND_DEFAULT_POLICY").unwrap(),
-                    "deny"
-                )
-            },
+            |p, _, _| assert_env(p, &[("LINKERD2_PROXY_INBOUND_DEFAULT_POLICY", "deny")]),
         ),
         (
             &[("config.linkerd.io/default-inbound-policy", "bogus")],
             |p, _, _| {
-                assert_eq!(
-                    env_value(p, "LINKERD2_PROXY_INBOUND_DEFAULT_POLICY").unwrap(),
-                    "all-unauthenticated"
+                assert_env(
+                    p,
+                    &[(
+                        "LINKERD2_PROXY_INBOUND_DEFAULT_POLICY",
+                        "all-unauthenticated",
+                    )],
                 )
             },
         ),
@@ -627,32 +617,22 @@ fn every_override_annotation_applies() {
                 "8080",
             )],
             |p, _, _| {
-                assert_eq!(
-                    env_value(p, "LINKERD2_PROXY_INBOUND_PORTS_REQUIRE_IDENTITY").unwrap(),
-                    "8080"
+                assert_env(
+                    p,
+                    &[("LINKERD2_PROXY_INBOUND_PORTS_REQUIRE_IDENTITY", "8080")],
                 )
             },
         ),
         (&[("config.linkerd.io/access-log", "json")], |p, _, _| {
-            assert_eq!(env_value(p, "LINKERD2_PROXY_ACCESS_LOG").unwrap(), "json")
+            assert_env(p, &[("LINKERD2_PROXY_ACCESS_LOG", "json")])
         }),
         (
             &[("config.linkerd.io/shutdown-grace-period", "30s")],
-            |p, _, _| {
-                assert_eq!(
-                    env_value(p, "LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD").unwrap(),
-                    "30000ms"
-                )
-            },
+            |p, _, _| assert_env(p, &[("LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD", "30000ms")]),
         ),
         (
             &[("config.linkerd.io/proxy-admin-shutdown", "enabled")],
-            |p, _, _| {
-                assert_eq!(
-                    env_value(p, "LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED").unwrap(),
-                    "true"
-                )
-            },
+            |p, _, _| assert_env(p, &[("LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED", "true")]),
         ),
         (
             &[("config.linkerd.io/proxy-await", "disabled")],
@@ -691,33 +671,31 @@ fn every_override_annotation_applies() {
         ),
         (
             &[("config.linkerd.io/enable-external-profiles", "true")],
-            |p, _, _| {
-                assert_eq!(
-                    env_value(p, "LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES").unwrap(),
-                    "."
-                )
-            },
+            |p, _, _| assert_env(p, &[("LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES", ".")]),
         ),
         (
             &[("config.linkerd.io/proxy-metrics-hostname-labels", "true")],
             |p, _, _| {
-                assert_eq!(
-                    env_value(p, "LINKERD2_PROXY_OUTBOUND_METRICS_HOSTNAME_LABELS").unwrap(),
-                    "true"
+                assert_env(
+                    p,
+                    &[("LINKERD2_PROXY_OUTBOUND_METRICS_HOSTNAME_LABELS", "true")],
                 )
             },
         ),
         (
             &[("config.linkerd.io/enable-gateway", "true")],
             |p, _, _| {
-                assert_eq!(
-                    env_value(p, "LINKERD2_PROXY_INBOUND_GATEWAY_SUFFIXES").unwrap(),
-                    "svc.cluster.local."
+                assert_env(
+                    p,
+                    &[(
+                        "LINKERD2_PROXY_INBOUND_GATEWAY_SUFFIXES",
+                        "svc.cluster.local.",
+                    )],
                 )
             },
         ),
         (&[("linkerd.io/inject", "ingress")], |p, _, _| {
-            assert_eq!(env_value(p, "LINKERD2_PROXY_INGRESS_MODE").unwrap(), "true")
+            assert_env(p, &[("LINKERD2_PROXY_INGRESS_MODE", "true")])
         }),
         (
             &[
@@ -737,7 +715,7 @@ fn every_override_annotation_applies() {
                 "config.linkerd.io/proxy-additional-env",
                 r#"[{"name":"EXTRA","value":"1"}]"#,
             )],
-            |p, _, _| assert_eq!(env_value(p, "EXTRA").unwrap(), "1"),
+            |p, _, _| assert_env(p, &[("EXTRA", "1")]),
         ),
         (
             &[
