@@ -10,13 +10,15 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use linkerd2_proxy_api::identity::CertifyRequest;
+use linkerd2_proxy_api::identity::identity_client::IdentityClient;
+use linkerd2_proxy_api::identity::{CertifyRequest, CertifyResponse};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
     PKCS_ECDSA_P256_SHA256,
 };
 use rustls_pki_types::CertificateDer;
 use serde_json::{json, Value};
+use tonic::transport::Channel;
 use tonic::Code;
 use wisp_identity::k8s::{KubeCa, ObjectNames, TokenReviewValidator, AUDIENCE};
 use wisp_identity::{Config, Server, Validity};
@@ -166,6 +168,60 @@ async fn start(api: &KubeApi) -> Running {
     }
 }
 
+/// A cluster with a root, an issuer Secret (`tls_scheme`: `tls.crt` /
+/// `tls.key`, else Linkerd's `crt.pem` / `key.pem`), the trust roots and
+/// TokenReview answered, and the identity service started on it.
+struct Cluster {
+    api: KubeApi,
+    root_pem: Pem,
+    root_issuer: Issuer<'static, KeyPair>,
+    issuer_pem: Pem,
+    asked: Arc<Mutex<Vec<Value>>>,
+    running: Running,
+}
+
+async fn cluster(tls_scheme: bool) -> Cluster {
+    let api = KubeApi::start().await;
+    namespace(&api);
+    let (root_pem, root_issuer) = root("root.linkerd.cluster.local");
+    let issuer_pem = issuer("identity.linkerd.cluster.local", &root_issuer);
+    api.apply(issuer_secret(&issuer_pem, tls_scheme));
+    api.apply(trust_roots(&root_pem.cert));
+    let asked = reviewer(&api);
+    let running = start(&api).await;
+    Cluster {
+        api,
+        root_pem,
+        root_issuer,
+        issuer_pem,
+        asked,
+        running,
+    }
+}
+
+/// Polls Certify for `web.shop` until the certificate comes from the
+/// issuer `want`; that response.
+async fn issued_by(client: &IdentityClient<Channel>, want: &Pem, what: &str) -> CertifyResponse {
+    wisp_tests::wait_until(WAIT, || {
+        let mut client = client.clone();
+        let want = want.der.clone();
+        async move {
+            let resp = client
+                .certify(request("web", "shop", "good-shop-web"))
+                .await
+                .map_err(|e| e.to_string())?
+                .into_inner();
+            if resp.intermediate_certificates == vec![want] {
+                Ok(resp)
+            } else {
+                Err("still issued by another issuer".to_string())
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
 /// The certificate chain the identity service presents over TLS.
 async fn served_chain(
     addr: std::net::SocketAddr,
@@ -211,14 +267,14 @@ fn request(sa: &str, ns: &str, token: &str) -> CertifyRequest {
 
 #[tokio::test]
 async fn certify_with_token_review() {
-    let api = KubeApi::start().await;
-    namespace(&api);
-    let (root_pem, root_issuer) = root("root.linkerd.cluster.local");
-    let issuer_pem = issuer("identity.linkerd.cluster.local", &root_issuer);
-    api.apply(issuer_secret(&issuer_pem, true));
-    api.apply(trust_roots(&root_pem.cert));
-    let asked = reviewer(&api);
-    let running = start(&api).await;
+    let Cluster {
+        api,
+        root_pem,
+        issuer_pem,
+        asked,
+        running,
+        ..
+    } = cluster(true).await;
     let mut client = common::plain_client(running.addr).await;
 
     let good = request("web", "shop", "good-shop-web");
@@ -268,15 +324,15 @@ async fn certify_with_token_review() {
 
 #[tokio::test]
 async fn issuer_rotation_is_picked_up_in_both_secret_schemes() {
-    let api = KubeApi::start().await;
-    namespace(&api);
-    let (root_pem, root_issuer) = root("root.linkerd.cluster.local");
-    let first = issuer("identity.linkerd.cluster.local", &root_issuer);
     // Linkerd's own scheme first.
-    api.apply(issuer_secret(&first, false));
-    api.apply(trust_roots(&root_pem.cert));
-    reviewer(&api);
-    let running = start(&api).await;
+    let Cluster {
+        api,
+        root_pem,
+        root_issuer,
+        issuer_pem: first,
+        running,
+        ..
+    } = cluster(false).await;
     let mut client = common::plain_client(running.addr).await;
     let anchors = [CertificateDer::from(root_pem.der.clone())];
 
@@ -290,24 +346,7 @@ async fn issuer_rotation_is_picked_up_in_both_secret_schemes() {
     // Rotate to a new issuer under the same root, as kubernetes.io/tls.
     let second = issuer("identity.linkerd.cluster.local", &root_issuer);
     api.apply(issuer_secret(&second, true));
-    let resp = wisp_tests::wait_until(WAIT, || {
-        let mut client = client.clone();
-        let want = second.der.clone();
-        async move {
-            let resp = client
-                .certify(request("web", "shop", "good-shop-web"))
-                .await
-                .map_err(|e| e.to_string())?
-                .into_inner();
-            if resp.intermediate_certificates == vec![want] {
-                Ok(resp)
-            } else {
-                Err("still issued by the first issuer".to_string())
-            }
-        }
-    })
-    .await
-    .expect("the new issuer is used");
+    let resp = issued_by(&client, &second, "the new issuer is used").await;
     common::verify_chain(&anchors, &resp, &common::identity("web", "shop"));
     assert_eq!(running.kube_ca.stats().loads.load(Ordering::Relaxed), 2);
     // The service re-issued its own serving certificate from the new issuer.
@@ -402,14 +441,12 @@ async fn waits_for_the_objects_to_appear() {
 
 #[tokio::test]
 async fn rotation_survives_cut_watches_and_compaction() {
-    let api = KubeApi::start().await;
-    namespace(&api);
-    let (root_pem, root_issuer) = root("root.linkerd.cluster.local");
-    let first = issuer("identity.linkerd.cluster.local", &root_issuer);
-    api.apply(issuer_secret(&first, true));
-    api.apply(trust_roots(&root_pem.cert));
-    reviewer(&api);
-    let running = start(&api).await;
+    let Cluster {
+        api,
+        root_issuer,
+        running,
+        ..
+    } = cluster(true).await;
     api.wait_for_watches(2, WAIT).await;
 
     // The API server goes away; the Secret changes meanwhile and the
@@ -420,24 +457,12 @@ async fn rotation_survives_cut_watches_and_compaction() {
     api.compact();
     api.listen().await;
     let client = common::plain_client(running.addr).await;
-    wisp_tests::wait_until(WAIT, || {
-        let mut client = client.clone();
-        let want = second.der.clone();
-        async move {
-            let resp = client
-                .certify(request("web", "shop", "good-shop-web"))
-                .await
-                .map_err(|e| e.to_string())?
-                .into_inner();
-            if resp.intermediate_certificates == vec![want] {
-                Ok(())
-            } else {
-                Err("still the first issuer".to_string())
-            }
-        }
-    })
-    .await
-    .expect("the new issuer is used after the watches resumed");
+    issued_by(
+        &client,
+        &second,
+        "the new issuer is used after the watches resumed",
+    )
+    .await;
     let stats = running.kube_ca.stats();
     assert!(
         stats.watch_restarts.load(Ordering::Relaxed) + stats.watch_errors.load(Ordering::Relaxed)
