@@ -250,12 +250,7 @@ async fn identity_source_kube_serves_certify() {
         "only the identity role runs"
     );
 
-    process.terminate();
-    let status = process
-        .wait_exit(Duration::from_secs(20))
-        .await
-        .expect("exits");
-    assert!(status.success(), "{status}\n{}", process.output());
+    process.stop_cleanly(Duration::from_secs(20)).await;
 }
 
 #[tokio::test]
@@ -323,12 +318,7 @@ async fn controller_runs_every_role_and_stops_on_sigterm() {
     );
     assert!(prometheus::value(&text, "wisp_identity_issuer_expiry_timestamp_seconds").is_some());
 
-    process.terminate();
-    let status = process
-        .wait_exit(Duration::from_secs(30))
-        .await
-        .expect("exits");
-    assert!(status.success(), "{status}\n{}", process.output());
+    process.stop_cleanly(Duration::from_secs(30)).await;
 }
 
 #[tokio::test]
@@ -375,12 +365,7 @@ async fn controller_is_not_ready_until_the_issuer_exists() {
     certify(id, "web", "shop", "good-shop-web")
         .await
         .expect("certify");
-    process.terminate();
-    let status = process
-        .wait_exit(Duration::from_secs(20))
-        .await
-        .expect("exits");
-    assert!(status.success(), "{status}\n{}", process.output());
+    process.stop_cleanly(Duration::from_secs(20)).await;
 }
 
 /// A webhook serving certificate for the injector Service, in a directory
@@ -522,10 +507,5 @@ async fn controller_injector_webhook_injects_and_counts() {
         prometheus::sum(&text, "wisp_controller_role_ready", &[("role", "injector")]),
         1.0
     );
-    process.terminate();
-    let status = process
-        .wait_exit(Duration::from_secs(20))
-        .await
-        .expect("exits");
-    assert!(status.success(), "{status}\n{}", process.output());
+    process.stop_cleanly(Duration::from_secs(20)).await;
 }

@@ -302,6 +302,17 @@ impl Process {
         }
     }
 
+    /// Sends SIGTERM and asserts that the process exits successfully within
+    /// `timeout`.
+    pub async fn stop_cleanly(&mut self, timeout: Duration) {
+        self.terminate();
+        let status = self
+            .wait_exit(timeout)
+            .await
+            .unwrap_or_else(|| panic!("no exit within {timeout:?}\n{}", self.output()));
+        assert!(status.success(), "{status}\n{}", self.output());
+    }
+
     /// Sends SIGKILL and reaps the process.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
