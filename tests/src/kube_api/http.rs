@@ -72,6 +72,12 @@ pub(crate) fn full(status: u16, body: Value) -> Response<Body> {
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).map_err(|e| match e {}).boxed()))
 }
 
+/// A failure answer: `code` with a `Status` object as the API server
+/// writes it.
+pub(crate) fn status(code: u16, reason: &str, message: &str) -> Response<Body> {
+    full(code, status_object(code, reason, message))
+}
+
 /// A `Status` object as the API server writes it.
 pub(crate) fn status_object(code: u16, reason: &str, message: &str) -> Value {
     json!({
@@ -191,7 +197,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .is_some_and(|t| t.trim() == shared.token);
     if !authorized {
-        return full(401, status_object(401, "Unauthorized", "Unauthorized"));
+        return status(401, "Unauthorized", "Unauthorized");
     }
     let query = params(req.uri().query().unwrap_or(""));
     let segs: Vec<String> = path
@@ -228,13 +234,10 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         (Method::GET, ["apis", group]) => {
             let st = shared.lock();
             if !st.kinds.iter().any(|k| k.group == *group) {
-                return full(
+                return status(
                     404,
-                    status_object(
-                        404,
-                        "NotFound",
-                        "the server could not find the requested resource",
-                    ),
+                    "NotFound",
+                    "the server could not find the requested resource",
                 );
             }
             let mut doc = group_doc(&st, group);
@@ -248,13 +251,10 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
             let (g, v) = (group.to_string(), version.to_string());
             resource(shared, req, &g, &v, rest, &query).await
         }
-        _ => full(
+        _ => status(
             404,
-            status_object(
-                404,
-                "NotFound",
-                "the server could not find the requested resource",
-            ),
+            "NotFound",
+            "the server could not find the requested resource",
         ),
     }
 }
@@ -294,13 +294,10 @@ fn resource_list(shared: &Arc<Shared>, group: &str, version: &str) -> Response<B
         .filter(|k| k.group == group && k.versions.iter().any(|v| v == version))
         .collect();
     if kinds.is_empty() {
-        return full(
+        return status(
             404,
-            status_object(
-                404,
-                "NotFound",
-                "the server could not find the requested resource",
-            ),
+            "NotFound",
+            "the server could not find the requested resource",
         );
     }
     let resources: Vec<Value> = kinds
@@ -324,6 +321,11 @@ fn resource_list(shared: &Arc<Shared>, group: &str, version: &str) -> Response<B
         200,
         json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
     )
+}
+
+/// The `labelSelector` and `fieldSelector` of a list or watch.
+fn selector(query: &[(String, String)]) -> Result<Selector, String> {
+    Selector::parse(param(query, "labelSelector"), param(query, "fieldSelector"))
 }
 
 fn param<'a>(query: &'a [(String, String)], key: &str) -> Option<&'a str> {
@@ -367,13 +369,10 @@ async fn resource(
         ),
         [plural, tail @ ..] => (None, *plural, tail.first().copied(), tail.get(1).copied()),
         [] => {
-            return full(
+            return status(
                 404,
-                status_object(
-                    404,
-                    "NotFound",
-                    "the server could not find the requested resource",
-                ),
+                "NotFound",
+                "the server could not find the requested resource",
             )
         }
     };
@@ -382,13 +381,10 @@ async fn resource(
         st.kind_by_plural(group, version, plural)
     };
     let Some(info) = info else {
-        return full(
+        return status(
             404,
-            status_object(
-                404,
-                "NotFound",
-                "the server could not find the requested resource",
-            ),
+            "NotFound",
+            "the server could not find the requested resource",
         );
     };
     if let (Some("portforward"), Some(name), Some(ns)) = (sub, name, namespace) {
@@ -397,23 +393,17 @@ async fn resource(
         }
     }
     if sub.is_some() {
-        return full(
+        return status(
             404,
-            status_object(
-                404,
-                "NotFound",
-                "subresources are not served by the test API server",
-            ),
+            "NotFound",
+            "subresources are not served by the test API server",
         );
     }
     if namespace.is_some() && !info.namespaced {
-        return full(
+        return status(
             404,
-            status_object(
-                404,
-                "NotFound",
-                "the server could not find the requested resource",
-            ),
+            "NotFound",
+            "the server could not find the requested resource",
         );
     }
     let ns = namespace.unwrap_or("");
@@ -421,10 +411,7 @@ async fn resource(
     let method = req.method().clone();
     if info.review {
         if method != Method::POST {
-            return full(
-                405,
-                status_object(405, "MethodNotAllowed", "only create is allowed"),
-            );
+            return status(405, "MethodNotAllowed", "only create is allowed");
         }
         return review(shared, &info, version, req).await;
     }
@@ -439,13 +426,10 @@ async fn resource(
                 .and_then(|m| m.get(&(ns.to_string(), name.to_string())));
             match obj {
                 Some(o) => full(200, with_version(o, &info, version)),
-                None => full(
+                None => status(
                     404,
-                    status_object(
-                        404,
-                        "NotFound",
-                        &format!("{} \"{name}\" not found", info.plural),
-                    ),
+                    "NotFound",
+                    &format!("{} \"{name}\" not found", info.plural),
                 ),
             }
         }
@@ -501,13 +485,10 @@ async fn resource(
                 Err(r) => refuse(r),
             }
         }
-        _ => full(
+        _ => status(
             405,
-            status_object(
-                405,
-                "MethodNotAllowed",
-                "the server does not allow this method on the requested resource",
-            ),
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
         ),
     }
 }
@@ -572,11 +553,10 @@ fn list(
     namespace: Option<&str>,
     query: &[(String, String)],
 ) -> Response<Body> {
-    let selector =
-        match Selector::parse(param(query, "labelSelector"), param(query, "fieldSelector")) {
-            Ok(s) => s,
-            Err(e) => return full(400, status_object(400, "BadRequest", &e)),
-        };
+    let selector = match selector(query) {
+        Ok(s) => s,
+        Err(e) => return status(400, "BadRequest", &e),
+    };
     let limit = param(query, "limit")
         .and_then(|l| l.parse::<usize>().ok())
         .filter(|l| *l > 0);
@@ -595,10 +575,7 @@ fn list(
             match parsed.and_then(|(id, offset)| st.unstash(id).map(|found| (id, offset, found))) {
                 Some((id, offset, (rv, items))) if rv >= st.floor => (rv, items, offset, Some(id)),
                 _ => {
-                    return full(
-                        410,
-                        status_object(410, "Expired", "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter."),
-                    )
+                    return status(410, "Expired", "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.")
                 }
             }
         }
@@ -724,11 +701,10 @@ fn watch_stream(
     namespace: Option<&str>,
     query: &[(String, String)],
 ) -> Response<Body> {
-    let selector =
-        match Selector::parse(param(query, "labelSelector"), param(query, "fieldSelector")) {
-            Ok(s) => s,
-            Err(e) => return full(400, status_object(400, "BadRequest", &e)),
-        };
+    let selector = match selector(query) {
+        Ok(s) => s,
+        Err(e) => return status(400, "BadRequest", &e),
+    };
     let filter = WatchFilter {
         res: info.res(),
         namespace: namespace.map(str::to_string),
@@ -770,13 +746,10 @@ fn watch_stream(
             }
             Err(_) => {
                 drop(st);
-                return full(
+                return status(
                     400,
-                    status_object(
-                        400,
-                        "BadRequest",
-                        &format!("invalid resourceVersion {from:?}"),
-                    ),
+                    "BadRequest",
+                    &format!("invalid resourceVersion {from:?}"),
                 );
             }
         }
@@ -837,7 +810,7 @@ fn watch_stream(
         .header("content-type", "application/json")
         .header("cache-control", "no-cache, private")
         .body(BodyExt::boxed(StreamBody::new(stream)))
-        .unwrap_or_else(|_| full(500, status_object(500, "InternalError", "response")))
+        .unwrap_or_else(|_| status(500, "InternalError", "response"))
 }
 
 async fn patch(
@@ -865,29 +838,26 @@ async fn patch(
         .and_then(|m| m.get(&(ns.to_string(), name.to_string())))
         .cloned()
     else {
-        return full(
+        return status(
             404,
-            status_object(
-                404,
-                "NotFound",
-                &format!("{} \"{name}\" not found", info.plural),
-            ),
+            "NotFound",
+            &format!("{} \"{name}\" not found", info.plural),
         );
     };
     if ct.starts_with("application/json-patch+json") {
         let patch: json_patch::Patch = match serde_json::from_value(body) {
             Ok(p) => p,
-            Err(e) => return full(400, status_object(400, "BadRequest", &e.to_string())),
+            Err(e) => return status(400, "BadRequest", &e.to_string()),
         };
         if let Err(e) = json_patch::patch(&mut obj, &patch) {
-            return full(422, status_object(422, "Invalid", &e.to_string()));
+            return status(422, "Invalid", &e.to_string());
         }
     } else if ct.starts_with("application/merge-patch+json")
         || ct.starts_with("application/strategic-merge-patch+json")
     {
         json_patch::merge(&mut obj, &body);
     } else {
-        return full(415, status_object(415, "UnsupportedMediaType", &format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json (got {ct:?})")));
+        return status(415, "UnsupportedMediaType", &format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json (got {ct:?})"));
     }
     // A patch applies to the current object whatever resourceVersion it names, unless it sets one.
     match st.put(info, version, ns, obj, false, true, &shared.tx) {

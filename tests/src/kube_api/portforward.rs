@@ -42,7 +42,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use super::http::{full, status_object, Body};
+use super::http::{status, Body};
 use super::store::{Broadcast, KindInfo};
 use super::Shared;
 
@@ -57,10 +57,6 @@ const CHUNK: usize = 32 * 1024;
 const QUEUE: usize = 64;
 /// How long closing a session waits for the client.
 const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-
-fn bad_request(message: &str) -> Response<Body> {
-    full(400, status_object(400, "BadRequest", message))
-}
 
 /// Serves one port-forward request for pod `ns/name` of kind `info`.
 pub(crate) async fn handle(
@@ -79,12 +75,7 @@ pub(crate) async fn handle(
             .and_then(|m| m.get(&(ns.to_string(), name.to_string())));
         match pod {
             Some(p) => p["metadata"]["uid"].as_str().unwrap_or("").to_string(),
-            None => {
-                return full(
-                    404,
-                    status_object(404, "NotFound", &format!("pods \"{name}\" not found")),
-                )
-            }
+            None => return status(404, "NotFound", &format!("pods \"{name}\" not found")),
         }
     };
     let mut ports = Vec::new();
@@ -92,12 +83,18 @@ pub(crate) async fn handle(
         for p in v.split(',') {
             match p.trim().parse::<u16>() {
                 Ok(port) if port > 0 => ports.push(port),
-                _ => return bad_request(&format!("unable to parse {p:?} as a port")),
+                _ => {
+                    return status(
+                        400,
+                        "BadRequest",
+                        &format!("unable to parse {p:?} as a port"),
+                    )
+                }
             }
         }
     }
     if ports.is_empty() {
-        return bad_request("query parameter \"ports\" is required");
+        return status(400, "BadRequest", "query parameter \"ports\" is required");
     }
     let headers = req.headers();
     let header = |h: http::header::HeaderName| {
@@ -110,7 +107,9 @@ pub(crate) async fn handle(
     let upgrade = header(http::header::UPGRADE);
     let key = header(http::header::SEC_WEBSOCKET_KEY);
     if !upgrade.eq_ignore_ascii_case("websocket") || key.is_empty() {
-        return bad_request(
+        return status(
+            400,
+            "BadRequest",
             "the test API server serves port-forward over WebSocket only (no SPDY)",
         );
     }
@@ -127,9 +126,13 @@ pub(crate) async fn handle(
     } else if offered.contains(&"channel.k8s.io") {
         Some("channel.k8s.io")
     } else {
-        return bad_request(&format!(
-            "none of the requested subprotocols {offered:?} is supported (want {PROTOCOL})"
-        ));
+        return status(
+            400,
+            "BadRequest",
+            &format!(
+                "none of the requested subprotocols {offered:?} is supported (want {PROTOCOL})"
+            ),
+        );
     };
     let targets: Vec<Option<SocketAddr>> = {
         let forwards = shared.forwards.lock().unwrap_or_else(|e| e.into_inner());
@@ -164,7 +167,7 @@ pub(crate) async fn handle(
         rsp = rsp.header(http::header::SEC_WEBSOCKET_PROTOCOL, p);
     }
     rsp.body(Full::new(Bytes::new()).map_err(|e| match e {}).boxed())
-        .unwrap_or_else(|_| bad_request("cannot build the upgrade response"))
+        .unwrap_or_else(|_| status(400, "BadRequest", "cannot build the upgrade response"))
 }
 
 /// What a pod connection's reader reports.
