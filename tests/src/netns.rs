@@ -6,6 +6,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::Process;
+
+/// The proxy's uid (Linkerd's `proxyUID`), which the redirect rules let
+/// out untouched.
+pub const PROXY_UID: &str = "2102";
 
 /// Pairs made by this test process (namespace and interface names stay
 /// distinct while tests run in parallel).
@@ -82,6 +89,78 @@ impl Pair {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", ns]).arg(program);
         c
+    }
+
+    /// `wisp-proxy` inside `ns` as uid [`PROXY_UID`] (`setpriv`), with a
+    /// clean environment and a pod's listeners: outbound 127.0.0.1:4140,
+    /// inbound 0.0.0.0:4143, admin 0.0.0.0:4191, the destination service
+    /// at 127.0.0.1:8086. Callers add identity and other variables.
+    pub fn proxy_command(ns: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns, "setpriv"])
+            .args([
+                &format!("--reuid={PROXY_UID}"),
+                &format!("--regid={PROXY_UID}"),
+                "--clear-groups",
+            ])
+            .arg(world_binary("wisp-proxy"))
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("LINKERD2_PROXY_DESTINATION_SVC_ADDR", "127.0.0.1:8086")
+            .env("LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR", "127.0.0.1:4140")
+            .env("LINKERD2_PROXY_INBOUND_LISTEN_ADDR", "0.0.0.0:4143")
+            .env("LINKERD2_PROXY_ADMIN_LISTEN_ADDR", "0.0.0.0:4191");
+        cmd
+    }
+
+    /// Polls until the proxy `p` in `ns` answers `ready` on its admin port
+    /// (10 s; fails the test if it exits first).
+    pub async fn wait_ready(ns: &str, p: &mut Process) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (ok, out, _) = Pair::curl(ns, &["http://127.0.0.1:4191/ready"]);
+            if ok && out == "ready\n" {
+                return;
+            }
+            assert!(
+                p.exited().is_none(),
+                "proxy in {ns} exited:\n{}",
+                p.output()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "proxy in {ns} not ready:\n{}",
+                p.output()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Polls until something accepts HTTP connections at `addr` in `ns`
+    /// (10 s; fails the test, naming `what`, if `p` exits first).
+    pub async fn wait_listening(ns: &str, addr: &str, p: &mut Process, what: &str) {
+        let url = format!("http://{addr}/");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, _, err) = Pair::curl(ns, &[&url]);
+            if !err.contains("Connection refused") && !err.contains("Failed to connect") {
+                return;
+            }
+            assert!(p.exited().is_none(), "{what} exited:\n{}", p.output());
+            assert!(
+                Instant::now() < deadline,
+                "{what} did not start:\n{}",
+                p.output()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `/metrics` of the proxy in `ns` (admin port 4191).
+    pub fn metrics(ns: &str) -> String {
+        let (ok, out, err) = Pair::curl(ns, &["http://127.0.0.1:4191/metrics"]);
+        assert!(ok, "{err}");
+        out
     }
 
     /// `curl -sS --max-time 10 <args>` inside `ns`: (success, stdout, stderr).

@@ -17,15 +17,12 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::StatusCode;
 use wisp_tests::identity::{identity_name, IdentityPlane};
 use wisp_tests::netns::Pair;
 use wisp_tests::*;
-
-/// The uid the proxy runs as in a network namespace (as injected pods do).
-const PROXY_UID: &str = "2102";
 
 /// The tap service's identity (the proxies' LINKERD2_PROXY_TAP_SVC_NAME).
 fn tap_identity() -> String {
@@ -230,25 +227,6 @@ fn in_ns(ns: &str, program: &Path, args: &[&str]) -> Command {
     cmd
 }
 
-/// Polls until `ns` has something listening at `addr` (curl gets past
-/// "connection refused").
-async fn wait_listening(ns: &str, addr: &str, p: &mut Process, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, _, err) = Pair::curl(ns, &[&format!("http://{addr}/")]);
-        if !err.contains("Connection refused") && !err.contains("Failed to connect") {
-            return;
-        }
-        assert!(p.exited().is_none(), "{what} exited:\n{}", p.output());
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not start:\n{}",
-            p.output()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// The proxy in namespace `b` serves its control port on `b`'s veth
 /// address; from namespace `a` (another "host"), a plaintext tap is
 /// refused with the hint to use `--tls-dir`, and `wisp top --tls-dir
@@ -281,7 +259,7 @@ async fn tap_from_another_host_needs_mtls() {
         .collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut identity = Process::spawn("wisp identity in b", in_ns(&b, &bin("wisp"), &args));
-    wait_listening(&b, "127.0.0.1:8080", &mut identity, "wisp identity").await;
+    Pair::wait_listening(&b, "127.0.0.1:8080", &mut identity, "wisp identity").await;
     let manifests = tempfile::tempdir().unwrap();
     let source = format!("dir:{}", manifests.path().display());
     let mut destination = Process::spawn(
@@ -298,47 +276,17 @@ async fn tap_from_another_host_needs_mtls() {
             ],
         ),
     );
-    wait_listening(&b, "127.0.0.1:8086", &mut destination, "wisp destination").await;
+    Pair::wait_listening(&b, "127.0.0.1:8086", &mut destination, "wisp destination").await;
 
     // The proxy, certified as web.default, tap for the tap identity only.
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &b, "setpriv"])
-        .args([
-            &format!("--reuid={PROXY_UID}"),
-            &format!("--regid={PROXY_UID}"),
-            "--clear-groups",
-        ])
-        .arg(netns::world_binary("wisp-proxy"))
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("LINKERD2_PROXY_DESTINATION_SVC_ADDR", "127.0.0.1:8086")
-        .env("LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR", "127.0.0.1:4140")
-        .env("LINKERD2_PROXY_INBOUND_LISTEN_ADDR", "0.0.0.0:4143")
-        .env("LINKERD2_PROXY_ADMIN_LISTEN_ADDR", "0.0.0.0:4191")
-        .env("LINKERD2_PROXY_CONTROL_LISTEN_ADDR", "0.0.0.0:4190")
+    let mut cmd = Pair::proxy_command(&b);
+    cmd.env("LINKERD2_PROXY_CONTROL_LISTEN_ADDR", "0.0.0.0:4190")
         .env("LINKERD2_PROXY_TAP_SVC_NAME", &tap);
     for (k, v) in ca.proxy_env("web", "default") {
         cmd.env(k, v);
     }
     let mut proxy = Process::spawn("wisp-proxy in b", cmd);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (ok, out, _) = Pair::curl(&b, &["http://127.0.0.1:4191/ready"]);
-        if ok && out == "ready\n" {
-            break;
-        }
-        assert!(
-            proxy.exited().is_none(),
-            "proxy exited:\n{}",
-            proxy.output()
-        );
-        assert!(
-            Instant::now() < deadline,
-            "proxy not ready:\n{}",
-            proxy.output()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    Pair::wait_ready(&b, &mut proxy).await;
 
     let work = tempfile::tempdir().unwrap();
     let tap_dir = work.path().join("tap");

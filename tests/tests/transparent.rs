@@ -13,10 +13,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use wisp_tests::netns::{run, world_binary, Pair};
+use wisp_tests::netns::{run, Pair, PROXY_UID};
 use wisp_tests::*;
-
-const PROXY_UID: &str = "2102";
 
 /// Whether transparent test `test` can run here: root, `ip`, `iptables`,
 /// `setpriv` and `curl`. Without them it fails under `CI=true` and skips
@@ -81,20 +79,7 @@ impl Pods {
         identity: Option<&[(String, String)]>,
         env: &[(&str, &str)],
     ) -> Process {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns, "setpriv"])
-            .args([
-                &format!("--reuid={PROXY_UID}"),
-                &format!("--regid={PROXY_UID}"),
-                "--clear-groups",
-            ])
-            .arg(world_binary("wisp-proxy"))
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .env("LINKERD2_PROXY_DESTINATION_SVC_ADDR", "127.0.0.1:8086")
-            .env("LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR", "127.0.0.1:4140")
-            .env("LINKERD2_PROXY_INBOUND_LISTEN_ADDR", "0.0.0.0:4143")
-            .env("LINKERD2_PROXY_ADMIN_LISTEN_ADDR", "0.0.0.0:4191");
+        let mut cmd = Pair::proxy_command(ns);
         match identity {
             None => {
                 cmd.env("LINKERD2_PROXY_IDENTITY_DISABLED", "1");
@@ -109,32 +94,8 @@ impl Pods {
             cmd.env(k, v);
         }
         let mut p = Process::spawn(&format!("wisp-proxy in {ns}"), cmd);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let (ok, out, _) = Pair::curl(ns, &["http://127.0.0.1:4191/ready"]);
-            if ok && out == "ready\n" {
-                break;
-            }
-            assert!(
-                p.exited().is_none(),
-                "proxy in {ns} exited:\n{}",
-                p.output()
-            );
-            assert!(
-                Instant::now() < deadline,
-                "proxy in {ns} not ready:\n{}",
-                p.output()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        Pair::wait_ready(ns, &mut p).await;
         p
-    }
-
-    /// `/metrics` of the proxy in `ns`.
-    fn metrics(ns: &str) -> String {
-        let (ok, out, err) = Pair::curl(ns, &["http://127.0.0.1:4191/metrics"]);
-        assert!(ok, "{err}");
-        out
     }
 
     /// Starts an HTTP backend named `name` on `addr` inside `ns` (this test
@@ -292,7 +253,7 @@ async fn iptables_redirect_through_two_proxies() {
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     assert!(out.ends_with("\r\n\r\nb"), "{out}");
 
-    let ma = Pods::metrics(&pods.a);
+    let ma = Pair::metrics(&pods.a);
     assert_eq!(
         metric_sum(
             &ma,
@@ -302,7 +263,7 @@ async fn iptables_redirect_through_two_proxies() {
         1.0,
         "proxy a:\n{ma}"
     );
-    let mb = Pods::metrics(&pods.b);
+    let mb = Pair::metrics(&pods.b);
     assert_eq!(
         metric_sum(&mb, "request_total", &[("direction", "inbound")]),
         1.0,
@@ -365,7 +326,7 @@ async fn iptables_redirect_to_cluster_ip_uses_discovery() {
         assert!(ok, "curl failed: {err}");
         assert_eq!(out, "b");
     }
-    let ma = Pods::metrics(&pods.a);
+    let ma = Pair::metrics(&pods.a);
     assert_eq!(
         metric_sum(
             &ma,
@@ -378,7 +339,7 @@ async fn iptables_redirect_to_cluster_ip_uses_discovery() {
         3.0,
         "proxy a:\n{ma}"
     );
-    let mb = Pods::metrics(&pods.b);
+    let mb = Pair::metrics(&pods.b);
     assert_eq!(
         metric_sum(&mb, "request_total", &[("direction", "inbound")]),
         3.0,
@@ -428,7 +389,7 @@ async fn plaintext_accepted_on_redirected_port_with_identity_on() {
     assert!(!text.contains("evil"), "the app saw the forged id:\n{text}");
     assert!(!text.contains("l5d-client-id"), "{text}");
 
-    let mb = Pods::metrics(&pods.b);
+    let mb = Pair::metrics(&pods.b);
     assert_eq!(
         metric_sum(
             &mb,
@@ -547,7 +508,7 @@ async fn server_speaks_first_on_an_unlisted_port_is_not_stalled() {
 
     // Both proxies carried it: 21 bytes of greeting and 7 of echo to the
     // client, 7 from it.
-    let ma = Pods::metrics(&pods.a);
+    let ma = Pair::metrics(&pods.a);
     let src = [
         ("direction", "outbound"),
         ("peer", "src"),
@@ -563,7 +524,7 @@ async fn server_speaks_first_on_an_unlisted_port_is_not_stalled() {
         7.0,
         "proxy a:\n{ma}"
     );
-    let mb = Pods::metrics(&pods.b);
+    let mb = Pair::metrics(&pods.b);
     let app = [
         ("direction", "inbound"),
         ("peer", "dst"),

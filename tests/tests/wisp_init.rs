@@ -20,10 +20,9 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use wisp_tests::netns::{run, world_binary, Pair};
+use wisp_tests::netns::{run, world_binary, Pair, PROXY_UID};
 use wisp_tests::*;
 
-const PROXY_UID: &str = "2102";
 /// The identity service's port in each namespace (8080 is the app's).
 const IDENTITY_PORT: u16 = 8081;
 /// An app port both sides skip: `a` outbound, `b` inbound.
@@ -80,30 +79,6 @@ impl Mode {
     fn save(self, v6: bool) -> String {
         let family = if v6 { "ip6tables" } else { "iptables" };
         format!("{family}-{}-save", self.flag())
-    }
-}
-
-/// Two namespaces `a` (10.79.n.1) and `b` (10.79.n.2), without any
-/// rules yet; deleted on drop.
-struct Pods(Pair);
-
-impl std::ops::Deref for Pods {
-    type Target = Pair;
-    fn deref(&self) -> &Pair {
-        &self.0
-    }
-}
-
-impl Pods {
-    fn create() -> Pods {
-        Pods(Pair::create('i', 79))
-    }
-
-    /// `/metrics` of the proxy in `ns`.
-    fn metrics(ns: &str) -> String {
-        let (ok, out, err) = Pair::curl(ns, &["http://127.0.0.1:4191/metrics"]);
-        assert!(ok, "{err}");
-        out
     }
 }
 
@@ -217,21 +192,6 @@ fn kernel_has(mode: Mode, test: &str) -> bool {
     ok
 }
 
-/// Polls until something accepts on 127.0.0.1:`port` in `ns`.
-async fn wait_listening(ns: &str, port: u16, what: &str, p: &mut Process) {
-    let url = format!("http://127.0.0.1:{port}/");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, _, err) = Pair::curl(ns, &[&url]);
-        if !err.contains("Connection refused") && !err.contains("Failed to connect") {
-            return;
-        }
-        assert!(p.exited().is_none(), "{what} exited:\n{}", p.output());
-        assert!(Instant::now() < deadline, "{what} did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// The processes of one namespace: control plane, identity, proxy.
 struct Side {
     _destination: Process,
@@ -249,12 +209,13 @@ async fn side(ns: &str, manifests: &Path, id: &IdentityPlane, sa: &str) -> Side 
         .arg(format!("dir:{}", manifests.display()))
         .args(["--addr", "127.0.0.1:8086"]);
     let mut destination = Process::spawn(&format!("wisp destination in {ns}"), cmd);
-    wait_listening(ns, 8086, "destination", &mut destination).await;
+    Pair::wait_listening(ns, "127.0.0.1:8086", &mut destination, "destination").await;
 
     let mut cmd = Pair::exec(ns, &bin("wisp"));
     cmd.args(id.serve_command_args(id.addr));
     let mut identity = Process::spawn(&format!("wisp identity in {ns}"), cmd);
-    wait_listening(ns, IDENTITY_PORT, "identity", &mut identity).await;
+    let identity_addr = format!("127.0.0.1:{IDENTITY_PORT}");
+    Pair::wait_listening(ns, &identity_addr, &mut identity, "identity").await;
 
     // wisp-await polls /ready before the proxy even exists, then runs its command.
     let mut cmd = Pair::exec(ns, &bin("wisp-await"));
@@ -262,24 +223,11 @@ async fn side(ns: &str, manifests: &Path, id: &IdentityPlane, sa: &str) -> Side 
         .args(["sh", "-c", "echo the proxy is ready"]);
     let mut waiter = Process::spawn(&format!("wisp-await in {ns}"), cmd);
 
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", ns, "setpriv"])
-        .args([
-            &format!("--reuid={PROXY_UID}"),
-            &format!("--regid={PROXY_UID}"),
-            "--clear-groups",
-        ])
-        .arg(world_binary("wisp-proxy"))
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("LINKERD2_PROXY_DESTINATION_SVC_ADDR", "127.0.0.1:8086")
-        .env(
-            "LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS",
-            "10.79.0.0/16",
-        )
-        .env("LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR", "127.0.0.1:4140")
-        .env("LINKERD2_PROXY_INBOUND_LISTEN_ADDR", "0.0.0.0:4143")
-        .env("LINKERD2_PROXY_ADMIN_LISTEN_ADDR", "0.0.0.0:4191");
+    let mut cmd = Pair::proxy_command(ns);
+    cmd.env(
+        "LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS",
+        "10.79.0.0/16",
+    );
     for (k, v) in id.proxy_env(sa, "default") {
         cmd.env(k, v);
     }
@@ -347,7 +295,7 @@ async fn backend(ns: &str, ports: &[u16]) -> Process {
 /// Polls the proxy in `ns` until `cond` holds on its metrics.
 async fn wait_metrics(ns: &str, what: &str, cond: impl Fn(&str) -> bool) {
     let r = wait_until(Duration::from_secs(10), || {
-        let m = Pods::metrics(ns);
+        let m = Pair::metrics(ns);
         let ok = cond(&m);
         async move {
             if ok {
@@ -367,7 +315,7 @@ async fn wait_metrics(ns: &str, what: &str, cond: impl Fn(&str) -> bool) {
 /// plain curl in `a` to `b`'s pod IP through both proxies over mTLS; skip
 /// ports bypass them.
 async fn redirect_through_both_proxies(mode: Mode) {
-    let pods = Pods::create();
+    let pods = Pair::create('i', 79);
     let ipv6 = format!(
         "--ipv6={}",
         ipv6_nat(&pods.a, mode) && ipv6_nat(&pods.b, mode)
@@ -549,7 +497,7 @@ async fn wisp_init_redirects_through_both_proxies_nft() {
 /// `--dry-run` changes nothing and prints exactly the rules a run installs
 /// (more than 15 skip ports: several multiport rules), and a gid rule.
 fn idempotent_and_dry_run(mode: Mode) {
-    let pods = Pods::create();
+    let pods = Pair::create('i', 79);
     let ns = &pods.a;
     let v6 = ipv6_nat(ns, mode);
     let ipv6 = format!("--ipv6={v6}");
@@ -676,7 +624,7 @@ fn wisp_init_fails_clearly_without_iptables_or_privileges() {
     if !supported(test) || !kernel_has(Mode::Legacy, test) {
         return;
     }
-    let pods = Pods::create();
+    let pods = Pair::create('i', 79);
     let ns = &pods.a;
     let fresh = nat(ns, "iptables-legacy-save");
     let stderr = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
