@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{get, get_profile, inner, next, TestServer};
+use common::{get, get_profile, inner, next, Serving, TestServer};
 use linkerd2_proxy_api::destination::{update::Update as U, Update};
 use linkerd2_proxy_api::inbound::{
     inbound_server_policies_client::InboundServerPoliciesClient, PortSpec,
@@ -18,7 +18,6 @@ use linkerd2_proxy_api::net::TcpAddress;
 use linkerd2_proxy_api::outbound::{
     outbound_policies_client::OutboundPoliciesClient, traffic_spec, TrafficSpec,
 };
-use tokio::sync::oneshot;
 use tonic::Streaming;
 use wisp_destination::source::kube::KubeConfigSource;
 use wisp_destination::{Config, Server, SourceSpec};
@@ -28,10 +27,8 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// A destination server fed by the `kube` source from `api`.
 struct KubeServer {
-    addr: SocketAddr,
+    serving: Serving,
     _kubeconfig: tempfile::TempDir,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
 }
 
 impl KubeServer {
@@ -44,43 +41,17 @@ impl KubeServer {
             "127.0.0.1:0".parse().expect("addr"),
         );
         let server = Server::bind(config).await.expect("bind");
-        let addr = server.local_addr().expect("addr");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            server
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await
-                .expect("serve");
-        });
         KubeServer {
-            addr,
+            serving: Serving::spawn(server),
             _kubeconfig: dir,
-            stop: Some(stop),
-            task,
         }
     }
 
     async fn get(&self, path: &str) -> Streaming<Update> {
-        let mut client =
-            linkerd2_proxy_api::destination::destination_client::DestinationClient::connect(
-                format!("http://{}", self.addr),
-            )
-            .await
-            .expect("connect");
+        let mut client = self.serving.client().await;
         get(&mut client, path, r#"{"ns":"default"}"#)
             .await
             .expect("get")
-    }
-}
-
-impl Drop for KubeServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.task.abort();
     }
 }
 
@@ -268,13 +239,7 @@ async fn invalid_objects_are_skipped_keeping_the_last_good_version() {
     api.apply_yaml(common::WEB);
     api.apply_yaml(PROFILE);
     let server = KubeServer::start(&api).await;
-    let mut client =
-        linkerd2_proxy_api::destination::destination_client::DestinationClient::connect(format!(
-            "http://{}",
-            server.addr
-        ))
-        .await
-        .expect("connect");
+    let mut client = server.serving.client().await;
     let mut profiles = get_profile(&mut client, "web.default.svc.cluster.local:80")
         .await
         .expect("profile");
@@ -331,13 +296,7 @@ async fn starts_without_optional_crds_and_picks_them_up_later() {
         true,
     );
     api.apply_yaml(PROFILE);
-    let mut client =
-        linkerd2_proxy_api::destination::destination_client::DestinationClient::connect(format!(
-            "http://{}",
-            server.addr
-        ))
-        .await
-        .expect("connect");
+    let mut client = server.serving.client().await;
     let mut profiles = get_profile(&mut client, "web.default.svc.cluster.local:80")
         .await
         .expect("profile");
@@ -578,8 +537,8 @@ async fn dir_and_kube_give_the_same_answers() {
     let api = KubeApi::start().await;
     api.apply_yaml(CLUSTER);
     let kube = KubeServer::start(&api).await;
-    let from_dir = answers(dir.addr).await;
-    let from_kube = answers(kube.addr).await;
+    let from_dir = answers(dir.serving.addr).await;
+    let from_kube = answers(kube.serving.addr).await;
     assert_eq!(from_dir.len(), from_kube.len());
     for (d, k) in from_dir.iter().zip(&from_kube) {
         assert_eq!(d, k, "dir and kube answers differ");

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{assert_quiet, get, inner, next, write};
+use common::{assert_quiet, get, inner, next, write, Serving};
 use linkerd2_proxy_api::destination::update;
 use linkerd2_proxy_api::http_route::{path_match, HttpRouteMatch, PathMatch};
 use linkerd2_proxy_api::http_types::{http_method, HttpMethod};
@@ -26,7 +26,6 @@ use linkerd2_proxy_api::outbound::{
     self, backend, outbound_policies_client::OutboundPoliciesClient, proxy_protocol, traffic_spec,
     OutboundPolicy, TrafficSpec,
 };
-use tokio::sync::oneshot;
 use tonic::transport::Channel;
 use tonic::{Code, Streaming};
 use wisp_destination::policy::{networks, DefaultPolicy, PolicySettings};
@@ -81,9 +80,7 @@ status: {podIP: 10.1.0.11}
 
 struct PolicyServer {
     dir: tempfile::TempDir,
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    serving: Serving,
 }
 
 impl PolicyServer {
@@ -100,32 +97,20 @@ impl PolicyServer {
             .await
             .expect("bind")
             .with_policy(settings);
-        let addr = server.local_addr().expect("local addr");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            server
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await
-                .expect("serve");
-        });
         Self {
             dir,
-            addr,
-            stop: Some(stop),
-            task,
+            serving: Serving::spawn(server),
         }
     }
 
     async fn inbound(&self) -> InboundServerPoliciesClient<Channel> {
-        InboundServerPoliciesClient::connect(format!("http://{}", self.addr))
+        InboundServerPoliciesClient::connect(format!("http://{}", self.serving.addr))
             .await
             .expect("connect")
     }
 
     async fn outbound(&self) -> OutboundPoliciesClient<Channel> {
-        OutboundPoliciesClient::connect(format!("http://{}", self.addr))
+        OutboundPoliciesClient::connect(format!("http://{}", self.serving.addr))
             .await
             .expect("connect")
     }
@@ -134,14 +119,8 @@ impl PolicyServer {
         write(self.dir.path(), name, text);
     }
 
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        tokio::time::timeout(Duration::from_secs(5), &mut self.task)
-            .await
-            .expect("server stops in time")
-            .expect("server task");
+    async fn stop(self) {
+        self.serving.stop().await;
     }
 }
 
@@ -1121,7 +1100,7 @@ async fn outbound_watch_follows_the_service() {
 async fn destination_still_served_on_the_same_port() {
     let server = PolicyServer::start(&[("web.yaml", WEB)], PolicySettings::default()).await;
     let mut dst = linkerd2_proxy_api::destination::destination_client::DestinationClient::connect(
-        format!("http://{}", server.addr),
+        format!("http://{}", server.serving.addr),
     )
     .await
     .expect("connect");

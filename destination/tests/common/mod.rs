@@ -52,13 +52,67 @@ spec:
 status: {podIP: 127.0.0.11}
 "#;
 
+/// A destination server running on a task of its own until stopped (or
+/// dropped).
+pub struct Serving {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Serving {
+    /// Runs `server` (bound) until [`Serving::stop`] or drop.
+    pub fn spawn(server: Server) -> Serving {
+        let addr = server.local_addr().expect("local addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            server
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("serve");
+        });
+        Serving {
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// A Destination client connected to the server.
+    pub async fn client(&self) -> DestinationClient<Channel> {
+        DestinationClient::connect(format!("http://{}", self.addr))
+            .await
+            .expect("connect")
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(5), &mut self.task)
+            .await
+            .expect("server stops in time")
+            .expect("server task");
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.abort();
+    }
+}
+
 /// A running server on a temp directory.
 pub struct TestServer {
     pub dir: tempfile::TempDir,
-    pub addr: SocketAddr,
     pub index: Arc<Index>,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    pub serving: Serving,
 }
 
 impl TestServer {
@@ -73,31 +127,18 @@ impl TestServer {
             "127.0.0.1:0".parse().expect("addr"),
         );
         let server = Server::bind(config).await.expect("bind");
-        let addr = server.local_addr().expect("local addr");
         let index = server.index();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            server
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await
-                .expect("serve");
-        });
+        let serving = Serving::spawn(server);
         TestServer {
             dir,
-            addr,
             index,
-            stop: Some(stop),
-            task,
+            serving,
         }
     }
 
     /// A client connected to the server.
     pub async fn client(&self) -> DestinationClient<Channel> {
-        DestinationClient::connect(format!("http://{}", self.addr))
-            .await
-            .expect("connect")
+        self.serving.client().await
     }
 
     /// Path of a file in the manifest directory.
@@ -106,14 +147,8 @@ impl TestServer {
     }
 
     /// Stops the server and waits for it to finish.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        tokio::time::timeout(Duration::from_secs(5), &mut self.task)
-            .await
-            .expect("server stops in time")
-            .expect("server task");
+    pub async fn stop(self) {
+        self.serving.stop().await;
     }
 }
 
