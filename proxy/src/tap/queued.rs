@@ -76,7 +76,7 @@ impl Queued {
                 scheme: Some(head.scheme.clone()),
                 authority: head.authority.clone(),
                 path: head.path.clone(),
-                headers: head.headers.clone().filter(|_| self.headers),
+                headers: self.headers.then(|| head.headers.clone()).flatten(),
             }),
             What::ResponseInit {
                 since_request_init,
