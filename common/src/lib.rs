@@ -7,7 +7,8 @@
 //! * [`backoff`]: jittered exponential backoff between retries;
 //! * [`procfs`]: process and machine statistics from `/proc`;
 //! * [`error`]: an error and its causes on one line;
-//! * [`json`]: writing small JSON documents without serde.
+//! * [`json`]: writing small JSON documents without serde;
+//! * [`yaml`]: cutting a YAML stream into its documents' text.
 //!
 //! The proxy depends on this crate, so it stays a leaf with few
 //! dependencies (`tokio`, `fastrand`, `thiserror` and rustix's `param`
@@ -20,3 +21,4 @@ pub mod json;
 pub mod procfs;
 pub mod prometheus;
 pub mod signal;
+pub mod yaml;

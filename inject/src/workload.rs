@@ -153,29 +153,10 @@ struct Doc {
     original: Option<String>,
 }
 
-/// Cuts a stream at its `---` lines (a line starting with `---` at column
-/// 0 can only be a document marker: block scalars are indented).
-fn split_chunks(input: &str) -> Vec<&str> {
-    let mut chunks = Vec::new();
-    let mut start = 0;
-    let mut offset = 0;
-    for line in input.split_inclusive('\n') {
-        if line.starts_with("---") && offset > start {
-            chunks.push(&input[start..offset]);
-            start = offset;
-        }
-        offset += line.len();
-    }
-    if start < input.len() {
-        chunks.push(&input[start..]);
-    }
-    chunks
-}
-
 fn parse_docs(input: &str) -> Result<Vec<Doc>, WorkloadError> {
     let mut docs = Vec::new();
     let mut index = 0;
-    for chunk in split_chunks(input) {
+    for chunk in wisp_common::yaml::split_documents(input) {
         let mut values = Vec::new();
         for doc in serde_yaml_ng::Deserializer::from_str(chunk) {
             index += 1;

@@ -228,21 +228,16 @@ fn is_helper(path: &str) -> bool {
         .is_some_and(|name| name.starts_with('_'))
 }
 
-/// Splits rendered text at `---` lines; drops documents that are only
-/// white space.
+/// Splits rendered text into its documents (without their `---` lines),
+/// trimmed; drops documents that are only white space.
 pub(crate) fn split_documents(text: &str) -> Vec<String> {
-    let mut docs = Vec::new();
-    let mut current = String::new();
-    for line in text.lines() {
-        if line.trim_end() == "---" {
-            docs.push(std::mem::take(&mut current));
-        } else {
-            current.push_str(line);
-            current.push('\n');
-        }
-    }
-    docs.push(current);
-    docs.into_iter()
+    wisp_common::yaml::split_documents(text)
+        .into_iter()
+        .map(|d| match d.split_once('\n') {
+            Some((first, rest)) if first.starts_with("---") => rest,
+            None if d.starts_with("---") => "",
+            _ => d,
+        })
         .map(|d| d.trim().to_string())
         .filter(|d| !d.is_empty())
         .collect()
